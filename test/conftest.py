@@ -1,0 +1,91 @@
+"""Shared fixtures: the YOLOv5 reference and a ReLU yolov5n exported to a raw-head ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from yolov5_dpu_ros.model_meta import ModelMeta, save_meta
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def yolo_ref():
+    """The YOLOv5 reference implementation (skips the test where it is not installed)."""
+    pytest.importorskip("torch")
+    from yolov5_reference import load
+
+    try:
+        return load()
+    except ImportError as e:
+        pytest.skip(str(e))
+
+
+def random_bgr(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A smooth random colour image with some structure (not uniform noise)."""
+    small = rng.integers(0, 256, (max(2, h // 16), max(2, w // 16), 3), dtype=np.uint8)
+    import cv2
+
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    noise = rng.integers(-20, 21, img.shape)
+    return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def liven(model, seed: int) -> None:
+    """Make a randomly initialised model answer like a trained one: a freshly built ReLU network's
+    activations shrink layer by layer and YOLOv5's prior biases keep objectness near 0.001, so no anchor
+    would ever fire. Batch-norm statistics are set from random images and the Detect convs are re-drawn
+    (fixed seed) with objectness centred at sigmoid(-2), so outputs follow the image content."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    images = np.stack([random_bgr(rng, 320, 320) for _ in range(8)])
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+            m.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
+    model.eval()
+    torch.manual_seed(seed)
+    head = model.model[-1]
+    for conv in head.m:
+        torch.nn.init.normal_(conv.weight, std=2.0 / conv.weight.shape[1] ** 0.5)
+        with torch.no_grad():
+            conv.bias.zero_()
+            conv.bias.view(head.na, -1)[:, 4] = -2.0
+
+
+def export_test_model(yolo_ref, tmp: Path, input_hw=(320, 320), nc=80, seed=0) -> tuple[Path, ModelMeta, object]:
+    """yolov5n from its yaml with ReLU, random init, raw-head ONNX + metadata with calibrated fix points."""
+    from model_prep import yolov5_model as ym
+    from model_prep.calibrate import calibrate_heads
+
+    yolo = ym.yolov5_modules()
+    model = ym.build_relu_model(Path(yolo_ref.models_dir) / "yolov5n.yaml", yolo, nc=nc, seed=seed)
+    ym.check_dpu_activations(model)
+    ym.use_raw_heads(model, yolo)
+    liven(model, seed)
+    onnx_path = tmp / f"yolov5n_relu_{input_hw[0]}x{input_hw[1]}_{nc}.onnx"
+    ym.export_raw_onnx(model, input_hw, onnx_path)
+    meta = ym.model_meta(model, yolo, input_hw, input_fix_point=7)
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    images = [random_bgr(rng, 240, 320) for _ in range(4)]
+    fps = calibrate_heads(lambda x: session.run(None, {"images": x}), images, input_hw)
+    meta = meta.with_fix_points(7, fps)
+    save_meta(meta, onnx_path.with_suffix(".yaml"))
+    return onnx_path, meta, model
+
+
+@pytest.fixture(scope="session")
+def test_model(yolo_ref, tmp_path_factory):
+    """(onnx path, metadata, torch model) of a 320x320, 80-class ReLU yolov5n."""
+    return export_test_model(yolo_ref, tmp_path_factory.mktemp("model"))

@@ -1,0 +1,282 @@
+"""Post-processing against the YOLOv5 reference: decode, selection + NMS, mapping back, early rejection."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+from heads import clustered_heads, random_heads
+
+from yolov5_dpu_ros.detections import Detections
+from yolov5_dpu_ros.model_meta import meta_from_dict
+from yolov5_dpu_ros.postprocess import (
+    PostprocessConfig,
+    Postprocessor,
+    decode_rows,
+    nms,
+    raw_objectness_threshold,
+    select,
+    sigmoid,
+)
+from yolov5_dpu_ros.preprocess import letterbox_geometry
+
+ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+# camera resolutions whose letterbox scale is exact, where YOLOv5's uniform-gain mapping is exact too
+SOURCES = [(480, 640), (720, 1280), (1080, 1920), (240, 320), (768, 1024), (600, 800), (960, 1280), (640, 640)]
+
+
+def make_meta(nc=80, size=(320, 320)):
+    return meta_from_dict({"input_size": list(size), "strides": [8, 16, 32], "anchors": ANCHORS,
+                           "names": [f"c{i}" for i in range(nc)], "input_fix_point": 7,
+                           "output_fix_points": [4, 4, 4]})
+
+
+def reference_detect(ref, meta):
+    """YOLOv5's own Detect layer with identity convs, so it decodes given raw heads."""
+    import torch
+
+    det = ref.Detect(meta.num_classes, ANCHORS, ch=(1, 1, 1))
+    det.m = torch.nn.ModuleList(torch.nn.Identity() for _ in range(3))
+    det.stride = torch.tensor([8.0, 16.0, 32.0])
+    det.anchors /= det.stride.view(-1, 1, 1)
+    return det.eval()
+
+
+@contextlib.contextmanager
+def stable_torch_argsort():
+    """YOLOv5 sorts scores with torch's argsort, whose order of equal scores is unspecified (unstable on
+    large tensors). Int8 heads give many equal scores, so the reference is made to break ties stably,
+    i.e. first in YOLOv5's own row order, which is the order this package keeps."""
+    import torch
+
+    original = torch.Tensor.argsort
+
+    def stable(self, dim=-1, descending=False):
+        return torch.sort(self, dim=dim, descending=descending, stable=True)[1]
+
+    torch.Tensor.argsort = stable
+    try:
+        yield
+    finally:
+        torch.Tensor.argsort = original
+
+
+def reference_detections(ref, meta, heads, fix_points, letterbox, cfg: PostprocessConfig):
+    """YOLOv5 Detect decode → non_max_suppression → scale_boxes, on int8 heads in stride order."""
+    import torch
+
+    x = [torch.from_numpy(h.astype(np.float32) * np.float32(2.0**-fp)).permute(0, 3, 1, 2).contiguous()
+         for h, fp in zip(heads, fix_points)]
+    with torch.no_grad(), stable_torch_argsort():
+        z, _ = reference_detect(ref, meta)(x)
+        out = ref.non_max_suppression(z, cfg.conf_threshold, cfg.iou_threshold,
+                                      classes=None if cfg.classes is None else list(cfg.classes),
+                                      agnostic=cfg.agnostic, max_det=cfg.max_detections)[0]
+        boxes = ref.scale_boxes(meta.input_hw, out[:, :4].clone(), letterbox.src_hw,
+                                ratio_pad=((letterbox.gain, letterbox.gain), (letterbox.left, letterbox.top)))
+    return Detections(boxes.numpy().astype(np.float32), out[:, 4].numpy().astype(np.float32),
+                      out[:, 5].numpy().astype(np.int32))
+
+
+def iou_matrix(a, b):
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-12)
+
+
+def assert_same_detections(ours: Detections, ref: Detections, min_iou=0.99, score_tol=1e-4):
+    """1:1 match: same count, and each reference box has its own match of the same class."""
+    assert len(ours) == len(ref), f"{len(ours)} detections, reference {len(ref)}"
+    if not len(ref):
+        return
+    iou = iou_matrix(ref.xyxy, ours.xyxy)
+    # boxes clipped flat against the image edge have no area: compare those by their corners
+    close = np.abs(ref.xyxy[:, None, :] - ours.xyxy[None, :, :]).max(axis=2) <= 0.05
+    iou = np.where(close, 1.0, iou)
+    iou[ref.class_id[:, None] != ours.class_id[None, :]] = -1
+    used = set()
+    for i in np.argsort(-ref.score, kind="stable"):
+        j = int(np.argmax(np.where([k in used for k in range(len(ours))], -1, iou[i])))
+        assert iou[i, j] >= min_iou, f"reference box {ref.xyxy[i]} (class {ref.class_id[i]}) has no match"
+        assert abs(ours.score[j] - ref.score[i]) <= score_tol
+        used.add(j)
+
+
+def _cases():
+    """≥100 generated cases: (seed, kind, n_objects, config, source size)."""
+    cases = []
+    for seed in range(40):
+        cases.append((seed, "clustered", [3, 10, 30, 60][seed % 4], PostprocessConfig(), SOURCES[seed % 8]))
+    for seed in range(40, 65):
+        cases.append((seed, "random", 0, PostprocessConfig(conf_threshold=0.3 + 0.02 * (seed % 5)),
+                      SOURCES[seed % 8]))
+    for seed in range(65, 75):
+        cases.append((seed, "clustered", 0, PostprocessConfig(), SOURCES[seed % 8]))  # nothing there
+    for seed in range(75, 90):
+        cases.append((seed, "clustered", 80, PostprocessConfig(max_detections=1 + seed % 20), SOURCES[seed % 8]))
+    for seed in range(90, 105):
+        cases.append((seed, "border", 20, PostprocessConfig(), SOURCES[seed % 8]))
+    for seed in range(105, 115):
+        cases.append((seed, "clustered", 40, PostprocessConfig(agnostic=True, iou_threshold=0.3), SOURCES[seed % 8]))
+    for seed in range(115, 125):
+        cases.append((seed, "clustered", 40, PostprocessConfig(classes=tuple(range(0, 80, 3))), SOURCES[seed % 8]))
+    return cases
+
+
+CASES = _cases()
+
+
+def _heads(meta, seed, kind, n, fix_points):
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        return random_heads(meta, rng, fix_points)
+    return clustered_heads(meta, rng, fix_points, n, border=kind == "border")
+
+
+def test_case_count():
+    assert len(CASES) >= 100
+
+
+@pytest.mark.parametrize("seed,kind,n,cfg,src_hw", CASES)
+def test_detections_match_yolov5(yolo_ref, seed, kind, n, cfg, src_hw):
+    meta = make_meta()
+    fps = [4, 4, 3] if seed % 2 else [3, 4, 5]
+    heads = _heads(meta, seed, kind, n, fps)
+    letterbox = letterbox_geometry(src_hw, meta.input_hw)
+    ref = reference_detections(yolo_ref, meta, heads, fps, letterbox, cfg)
+    ours = Postprocessor(meta, [h.shape for h in heads], fps)(heads, letterbox, cfg)
+    assert_same_detections(ours, ref)
+    if n >= 10 and kind != "random" and cfg.classes is None:
+        assert len(ref) > 0  # the case exercises something
+    if cfg.max_detections < 300 and n >= 80:
+        assert len(ours) == cfg.max_detections
+    assert (ours.xyxy >= 0).all() and (ours.xyxy[:, 2] <= src_hw[1]).all() and (ours.xyxy[:, 3] <= src_hw[0]).all()
+
+
+def test_border_cases_are_clipped(yolo_ref):
+    meta = make_meta()
+    clipped = 0
+    for seed in range(90, 105):
+        heads = _heads(meta, seed, "border", 20, [3, 4, 5])
+        letterbox = letterbox_geometry((480, 640), meta.input_hw)
+        det = Postprocessor(meta, [h.shape for h in heads], [3, 4, 5])(heads, letterbox, PostprocessConfig())
+        clipped += int(((det.xyxy[:, 0] == 0) | (det.xyxy[:, 2] == 640)).sum())
+    assert clipped > 10
+
+
+def test_decode_equals_yolov5_detect(yolo_ref):
+    import torch
+
+    meta = make_meta(nc=12)
+    rng = np.random.default_rng(7)
+    heads = [rng.normal(0, 3, s).astype(np.float32) for s in meta.head_shapes]
+    with torch.no_grad():
+        z, _ = reference_detect(yolo_ref, meta)([torch.from_numpy(h).permute(0, 3, 1, 2).contiguous() for h in heads])
+    ours = []
+    anchors = meta.anchors_array()
+    for level, h in enumerate(heads):
+        _, gh, gw, _ = h.shape
+        rows = h.reshape(gh, gw, 3, 17).transpose(2, 0, 1, 3).reshape(-1, 17)  # anchor-major, as YOLOv5
+        a, y, x = np.meshgrid(np.arange(3), np.arange(gh), np.arange(gw), indexing="ij")
+        grid = np.stack((x.ravel(), y.ravel()), 1).astype(np.float32)
+        ours.append(decode_rows(rows, grid, anchors[level][a.ravel()], meta.strides[level]))
+    ours = np.concatenate(ours)
+    ref = z[0].numpy()
+    rel = np.abs(ours - ref) / np.maximum(np.abs(ref), 1e-6)
+    assert ours.shape == ref.shape
+    assert rel.max() <= 1e-4
+
+
+def _decode_everything(meta, heads, fix_points):
+    """Decode of every anchor (no early rejection): the path the int8 reject must not change."""
+    rows = []
+    anchors = meta.anchors_array()
+    for level, (h, fp) in enumerate(zip(heads, fix_points)):
+        _, gh, gw, c = h.shape
+        flat = h.reshape(-1, c // 3).astype(np.float32) * np.float32(2.0**-fp)
+        idx = np.arange(len(flat))
+        idx = idx[np.argsort((idx % 3) * gh * gw + idx // 3, kind="stable")]
+        cell = idx // 3
+        grid = np.stack((cell % gw, cell // gw), 1).astype(np.float32)
+        rows.append(decode_rows(flat[idx], grid, anchors[level][idx % 3], meta.strides[level]))
+    return np.concatenate(rows)
+
+
+@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("conf", [0.05, 0.25, 0.6])
+def test_int8_early_rejection_changes_nothing(seed, conf):
+    meta = make_meta(nc=20)
+    fps = [2, 3, 4] if seed % 2 else [5, 4, 3]
+    rng = np.random.default_rng(seed)
+    heads = clustered_heads(meta, rng, fps, 25) if seed % 3 else random_heads(meta, rng, fps)
+    cfg = PostprocessConfig(conf_threshold=conf)
+    post = Postprocessor(meta, [h.shape for h in heads], fps)
+    everything = select(_decode_everything(meta, heads, fps), cfg)
+    candidates = post.candidates(heads, conf)
+    early = select(candidates, cfg)
+    assert len(candidates) < sum(h.shape[1] * h.shape[2] * 3 for h in heads)
+    np.testing.assert_array_equal(early.xyxy, everything.xyxy)
+    np.testing.assert_array_equal(early.score, everything.score)
+    np.testing.assert_array_equal(early.class_id, everything.class_id)
+
+
+@pytest.mark.parametrize("fix_point", [-2, 0, 3, 4, 7])
+@pytest.mark.parametrize("conf", [0.001, 0.1, 0.25, 0.5, 0.9, 0.999])
+def test_raw_threshold_keeps_every_passing_value(fix_point, conf):
+    raw = np.arange(-128, 128, dtype=np.int8)
+    passes = sigmoid(raw.astype(np.float32) * np.float32(2.0**-fix_point)) > conf
+    kept = raw >= raw_objectness_threshold(conf, fix_point)
+    assert not (passes & ~kept).any()
+    assert (kept & ~passes).sum() <= 1  # one LSB of margin, no more
+
+
+def test_outputs_in_any_order_give_the_same_detections():
+    meta = make_meta()
+    fps = [3, 4, 5]
+    heads = clustered_heads(meta, np.random.default_rng(3), fps, 30)
+    lb = letterbox_geometry((480, 640), meta.input_hw)
+    cfg = PostprocessConfig()
+    base = Postprocessor(meta, [h.shape for h in heads], fps)(heads, lb, cfg)
+    for perm in [(2, 0, 1), (1, 2, 0), (2, 1, 0)]:
+        scrambled = [heads[i] for i in perm]
+        got = Postprocessor(meta, [h.shape for h in scrambled], [fps[i] for i in perm])(scrambled, lb, cfg)
+        np.testing.assert_array_equal(got.xyxy, base.xyxy)
+        np.testing.assert_array_equal(got.class_id, base.class_id)
+    assert len(base) > 10
+
+
+def test_float_heads_match_int8_heads_decoded_as_float():
+    meta = make_meta()
+    fps = [3, 4, 5]
+    heads = clustered_heads(meta, np.random.default_rng(5), fps, 20)
+    floats = [h.astype(np.float32) * np.float32(2.0**-fp) for h, fp in zip(heads, fps)]
+    lb = letterbox_geometry((480, 640), meta.input_hw)
+    a = Postprocessor(meta, [h.shape for h in heads], fps)(heads, lb, PostprocessConfig())
+    b = Postprocessor(meta, [h.shape for h in floats], None)(floats, lb, PostprocessConfig())
+    np.testing.assert_array_equal(a.xyxy, b.xyxy)
+    assert len(a) > 5
+
+
+def test_nms_table():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10]], np.float32)
+    score = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    cls = np.array([0, 0, 0, 1], np.int32)
+    assert nms(boxes, score, cls, 0.5, 300).tolist() == [0, 2, 3]
+    assert nms(boxes, score, cls, 0.5, 300, agnostic=True).tolist() == [0, 2]
+    assert nms(boxes, score, cls, 0.7, 300).tolist() == [0, 1, 2, 3]  # IoU 0.68 is not > 0.7
+    assert nms(boxes, score, cls, 0.5, 2).tolist() == [0, 2]
+    assert nms(boxes[:0], score[:0], cls[:0], 0.5, 300).tolist() == []
+
+
+def test_select_with_no_rows_is_empty():
+    assert len(select(np.zeros((0, 85), np.float32), PostprocessConfig())) == 0
+
+
+@pytest.mark.parametrize("kwargs", [dict(conf_threshold=0), dict(conf_threshold=1.0), dict(iou_threshold=0),
+                                    dict(iou_threshold=1.5), dict(max_detections=0), dict(classes=(-1,))])
+def test_bad_config_is_refused(kwargs):
+    with pytest.raises(ValueError):
+        PostprocessConfig(**kwargs)

@@ -1,0 +1,114 @@
+"""Pre-processing against YOLOv5's letterbox(auto=False, color=114) + BGR→RGB, and int8 quantization."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import random_bgr
+
+from yolov5_dpu_ros.preprocess import Preprocessor, letterbox_geometry, quantization_table
+
+SIZES = [(480, 640), (1080, 1920), (720, 1280), (1, 1), (7, 1000), (1000, 7), (517, 333), (640, 640),
+         (100, 160), (321, 319), (2, 3)]
+TO_ENCODING = {
+    "bgr8": lambda bgr: bgr,
+    "rgb8": lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+    "mono8": lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),
+    "bgra8": lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA),
+    "rgba8": lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA),
+}
+
+
+def reference_pixels(ref, bgr, input_hw):
+    out, ratio, pad = ref.letterbox(bgr, input_hw, color=(114, 114, 114), auto=False)
+    return out[:, :, ::-1], ratio, pad
+
+
+@pytest.mark.parametrize("src_hw", SIZES)
+@pytest.mark.parametrize("input_hw", [(640, 640), (320, 480)])
+def test_letterbox_pixels_equal_yolov5(yolo_ref, src_hw, input_hw):
+    bgr = random_bgr(np.random.default_rng(sum(src_hw)), *src_hw)
+    pre = Preprocessor(input_hw, None)
+    geometry = pre(bgr, "bgr8")
+    expected, ratio, _ = reference_pixels(yolo_ref, bgr, input_hw)
+    np.testing.assert_array_equal(pre.buffer[0], expected)
+    assert geometry.gain == pytest.approx(ratio[0])
+
+
+@pytest.mark.parametrize("encoding", sorted(TO_ENCODING))
+def test_every_encoding_gives_the_rgb_letterbox(yolo_ref, encoding):
+    bgr = random_bgr(np.random.default_rng(1), 480, 640)
+    if encoding == "mono8":  # a grey scene, so the BGR reference is the same picture
+        bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    pre = Preprocessor((640, 640), None)
+    pre(TO_ENCODING[encoding](bgr), encoding)
+    np.testing.assert_array_equal(pre.buffer[0], reference_pixels(yolo_ref, bgr, (640, 640))[0])
+
+
+@pytest.mark.parametrize("fix_point", [5, 6, 7])
+def test_int8_input_is_round_and_clip_of_the_letterbox(yolo_ref, fix_point):
+    bgr = random_bgr(np.random.default_rng(2), 1080, 1920)
+    bgr[:50, :50] = 255  # saturating pixels
+    pre = Preprocessor((640, 640), fix_point)
+    pre(bgr, "bgr8")
+    pixels = reference_pixels(yolo_ref, bgr, (640, 640))[0].astype(np.float64)
+    expected = np.clip(np.round(pixels / 255.0 * 2.0**fix_point), -128, 127).astype(np.int8)
+    assert pre.buffer.dtype == np.int8
+    np.testing.assert_array_equal(pre.buffer[0], expected)
+
+
+def test_quantization_rounds_and_saturates():
+    table = quantization_table(7).view(np.int8)
+    assert table[255] == 127  # 128 saturates instead of wrapping to -128
+    assert table[1] == 1  # 0.502 rounds up (truncation would give 0)
+    assert table[114] == 57
+    assert table.min() == 0
+
+
+def test_buffer_is_reused_and_padding_follows_the_geometry(yolo_ref):
+    pre = Preprocessor((320, 320), 6)
+    buffer = pre.buffer
+    rng = np.random.default_rng(3)
+    for hw in [(240, 320), (320, 160), (240, 320), (100, 100)]:
+        bgr = random_bgr(rng, *hw)
+        pre(bgr, "bgr8")
+        assert pre.buffer is buffer
+        pixels = reference_pixels(yolo_ref, bgr, (320, 320))[0]
+        np.testing.assert_array_equal(pre.buffer[0], quantization_table(6).view(np.int8)[pixels])
+
+
+def test_geometry_maps_boxes_back_to_the_source():
+    bgr = np.zeros((517, 333, 3), np.uint8)
+    bgr[100:300, 50:200] = 255
+    pre = Preprocessor((320, 320), None)
+    geometry = pre(bgr, "bgr8")
+    ys, xs = np.nonzero(pre.buffer[0, :, :, 0] > 127)
+    box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+    np.testing.assert_allclose(geometry.to_source(box), [[50, 100, 200, 300]], atol=1.0)
+    np.testing.assert_array_equal(geometry.to_source(np.array([[-50, -50, 900, 900]], np.float32)),
+                                  [[0, 0, 333, 517]])
+
+
+def test_geometry_table():
+    g = letterbox_geometry((1080, 1920), (640, 640))
+    assert (g.resized_hw, g.top, g.left) == ((360, 640), 140, 0)
+    g = letterbox_geometry((480, 640), (960, 960))
+    assert (g.resized_hw, g.top, g.left, g.gain) == ((720, 960), 120, 0, 1.5)
+    g = letterbox_geometry((1, 2000), (640, 640))
+    assert g.resized_hw == (1, 640)
+
+
+@pytest.mark.parametrize("image,encoding,message", [
+    (np.zeros((0, 10, 3), np.uint8), "bgr8", "empty image"),
+    (np.zeros((10, 0, 3), np.uint8), "bgr8", "empty image"),
+    (np.zeros((10, 10, 3), np.float32), "bgr8", "uint8"),
+    (np.zeros((10, 10), np.uint8), "bgr8", "shape"),
+    (np.zeros((10, 10, 4), np.uint8), "bgr8", "shape"),
+    (np.zeros((10, 10, 3), np.uint8), "mono8", "shape"),
+    (np.zeros((10, 10, 3), np.uint8), "yuv422", "unsupported image encoding"),
+    ([[1, 2], [3, 4]], "mono8", "numpy array"),
+])
+def test_bad_images_are_refused_with_a_reason(image, encoding, message):
+    with pytest.raises(ValueError, match=message):
+        Preprocessor((64, 64), 7)(image, encoding)

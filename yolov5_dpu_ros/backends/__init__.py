@@ -1,0 +1,21 @@
+"""Backend factory: imports only the backend module that is asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..model_meta import ModelMeta
+from .base import Backend, TensorSpec, allocate_outputs
+
+BACKENDS = ("onnx",)
+
+__all__ = ["BACKENDS", "Backend", "TensorSpec", "allocate_outputs", "make_backend"]
+
+
+def make_backend(name: str, meta: ModelMeta, model_path: str | Path, threads: int = 0) -> Backend:
+    """Create the named backend for one model file."""
+    if name == "onnx":
+        from .onnx import OnnxBackend
+
+        return OnnxBackend(model_path, meta, threads=threads)
+    raise ValueError(f"unknown backend '{name}': use one of {list(BACKENDS)}")

@@ -1,0 +1,38 @@
+"""The backend contract, shaped like the DPU's: int8 NHWC in, int8 NHWC heads out, fix points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One int8 tensor: NHWC shape and fix point (float = int8 * 2**-fix_point)."""
+
+    name: str
+    shape: tuple[int, ...]
+    fix_point: int
+
+
+class Backend(Protocol):
+    """An inference engine bound to one model.
+
+    ``run`` reads the int8 input buffer and fills caller-owned int8 output buffers (one per
+    ``output_specs`` entry, in that order), so callers preallocate once per worker.
+    """
+
+    name: str
+    input_spec: TensorSpec
+    output_specs: tuple[TensorSpec, ...]
+
+    def run(self, input_buffer: np.ndarray, output_buffers: Sequence[np.ndarray]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def allocate_outputs(specs: Sequence[TensorSpec]) -> list[np.ndarray]:
+    """One int8 buffer per output spec."""
+    return [np.empty(spec.shape, dtype=np.int8) for spec in specs]

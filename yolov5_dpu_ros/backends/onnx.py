@@ -1,0 +1,93 @@
+"""ONNX Runtime backend: a raw-head YOLOv5 ONNX behind the DPU's int8-in/int8-out contract.
+
+The int8 input is dequantized with the input fix point, the float model runs, and every head is
+quantized (round, clip) with its fix point from the metadata, so exactly the board's pre- and
+post-processing runs on a PC. One caller at a time per instance, as with a DPU runner.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..model_meta import ModelMeta, match_heads
+from .base import TensorSpec
+
+
+def _nchw_to_nhwc(shape: Sequence) -> tuple[int, ...] | None:
+    if len(shape) != 4 or not all(isinstance(v, int) for v in shape):
+        return None
+    n, c, h, w = shape
+    return (n, h, w, c)
+
+
+class OnnxBackend:
+    """Runs a raw-head YOLOv5 ONNX (float NCHW input, per-level raw conv outputs) with onnxruntime."""
+
+    name = "onnx"
+
+    def __init__(self, model_path: str | Path, meta: ModelMeta, threads: int = 0) -> None:
+        path = Path(model_path)
+        if not path.is_file():
+            raise ValueError(f"ONNX model not found: {path} (export one with model_prep/export_onnx.py)")
+        if meta.output_fix_points is None:
+            raise ValueError(
+                "the metadata has no output_fix_points, which the onnx backend needs to quantize its "
+                "outputs like the DPU: calibrate them with model_prep/export_onnx.py --calib IMAGES"
+            )
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise ValueError("the onnx backend needs onnxruntime: pip install onnxruntime") from e
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable files
+            raise ValueError(f"{path} is not a loadable ONNX model: {e}") from e
+
+        inputs = self._session.get_inputs()
+        h, w = meta.input_hw
+        if len(inputs) != 1 or list(inputs[0].shape) != [1, 3, h, w]:
+            got = [(i.name, i.shape) for i in inputs]
+            raise ValueError(
+                f"{path}: expected one input of shape [1, 3, {h}, {w}] (metadata input_size {[h, w]}), "
+                f"got {got}: export with the metadata's input size, or use the metadata of this model"
+            )
+        outputs = self._session.get_outputs()
+        shapes = [_nchw_to_nhwc(o.shape) for o in outputs]
+        if any(s is None for s in shapes):
+            raise ValueError(
+                f"{path}: outputs {[(o.name, o.shape) for o in outputs]} are not raw NCHW heads with fixed "
+                "shapes: export with model_prep/export_onnx.py, which makes Detect return the raw conv outputs"
+            )
+        levels = match_heads(shapes, meta)
+        self.input_spec = TensorSpec(inputs[0].name, (1, h, w, 3), meta.input_fix_point)
+        self.output_specs = tuple(
+            TensorSpec(o.name, shape, meta.output_fix_points[lv]) for o, shape, lv in zip(outputs, shapes, levels)
+        )
+        self._output_names = [o.name for o in outputs]
+        self._input_scale = np.float32(2.0**-meta.input_fix_point)
+        self._float_input = np.empty((1, 3, h, w), np.float32)
+        self._scratch = [np.empty(s.shape[1:], np.float32) for s in self.output_specs]
+
+    def run_float(self, float_input: np.ndarray) -> list[np.ndarray]:
+        """The float model on a float NCHW input: raw NCHW heads, no quantization (the float reference)."""
+        return self._session.run(self._output_names, {self.input_spec.name: float_input})
+
+    def run(self, input_buffer: np.ndarray, output_buffers: Sequence[np.ndarray]) -> None:
+        """int8 NHWC input → int8 NHWC heads, quantized with each head's fix point."""
+        np.multiply(input_buffer.transpose(0, 3, 1, 2), self._input_scale, out=self._float_input)
+        heads = self.run_float(self._float_input)
+        for head, spec, dst, tmp in zip(heads, self.output_specs, output_buffers, self._scratch):
+            np.multiply(head[0].transpose(1, 2, 0), np.float32(2.0**spec.fix_point), out=tmp)
+            np.rint(tmp, out=tmp)
+            np.clip(tmp, -128, 127, out=tmp)
+            np.copyto(dst[0], tmp, casting="unsafe")
+
+    def close(self) -> None:
+        """Release the session."""
+        self._session = None

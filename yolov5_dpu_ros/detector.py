@@ -1,0 +1,81 @@
+"""Detector: pre-process → backend → post-process for one frame, with per-stage timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backends import Backend, allocate_outputs, make_backend
+from .detections import Detections
+from .model_meta import ModelMeta, load_meta
+from .postprocess import PostprocessConfig, Postprocessor
+from .preprocess import Preprocessor
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Wall time of each stage of one frame, in milliseconds."""
+
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.inference_ms + self.postprocess_ms
+
+
+class Detector:
+    """Runs one model on frames. Not for concurrent callers: make one Detector per worker thread.
+
+    ``config`` is an immutable PostprocessConfig; assigning a new one (or calling ``update``)
+    takes effect from the next frame, so thresholds and the class filter can change while running.
+    """
+
+    def __init__(self, backend: Backend, meta: ModelMeta, config: PostprocessConfig | None = None) -> None:
+        expected = (1, *meta.input_hw, 3)
+        if tuple(backend.input_spec.shape) != expected:
+            raise ValueError(
+                f"the {backend.name} model input is {backend.input_spec.shape} but the metadata says "
+                f"{expected} (NHWC): use the metadata written for this model"
+            )
+        self.backend = backend
+        self.meta = meta
+        self.config = config or PostprocessConfig()
+        self._preprocess = Preprocessor(meta.input_hw, backend.input_spec.fix_point)
+        self._outputs = allocate_outputs(backend.output_specs)
+        self._postprocess = Postprocessor(
+            meta, [s.shape for s in backend.output_specs], [s.fix_point for s in backend.output_specs]
+        )
+
+    @classmethod
+    def from_files(cls, backend: str, model_path: str | Path, meta_path: str | Path,
+                   config: PostprocessConfig | None = None, threads: int = 0) -> Detector:
+        """Load metadata and model and build a Detector."""
+        meta = load_meta(meta_path)
+        return cls(make_backend(backend, meta, model_path, threads=threads), meta, config)
+
+    def update(self, **changes: Any) -> PostprocessConfig:
+        """Replace some settings (validated as a whole, so a bad value leaves the old config)."""
+        self.config = replace(self.config, **changes)
+        return self.config
+
+    def detect(self, image: np.ndarray, encoding: str = "bgr8") -> tuple[Detections, StageTimings]:
+        """Detections in source-image pixels for one image, and how long each stage took."""
+        config = self.config
+        t0 = time.perf_counter()
+        letterbox = self._preprocess(image, encoding)
+        t1 = time.perf_counter()
+        self.backend.run(self._preprocess.buffer, self._outputs)
+        t2 = time.perf_counter()
+        detections = self._postprocess(self._outputs, letterbox, config)
+        t3 = time.perf_counter()
+        return detections, StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()

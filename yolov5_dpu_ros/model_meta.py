@@ -1,0 +1,217 @@
+"""Model metadata: the facts about a YOLOv5 model that its compiled graph does not carry.
+
+One YAML file sits beside the model (xmodel or ONNX)::
+
+    input_size: [640, 640]          # height, width of the fixed model input
+    strides: [8, 16, 32]            # one per output head
+    anchors:                        # pixels, w,h pairs, one row per stride
+      - [10, 13, 16, 30, 33, 23]
+      - [30, 61, 62, 45, 59, 119]
+      - [116, 90, 156, 198, 373, 326]
+    names: [person, bicycle, ...]   # or {0: person, 1: bicycle, ...}
+    input_fix_point: 6              # int8 input = round(pixel / 255 * 2**input_fix_point)
+    output_fix_points: [3, 3, 4]    # optional, one per stride: float = int8 * 2**-fix_point
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import yaml
+
+FIX_POINT_RANGE = range(-16, 17)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Validated metadata of one YOLOv5 detection model."""
+
+    input_hw: tuple[int, int]
+    strides: tuple[int, ...]
+    anchors_px: tuple[tuple[tuple[float, float], ...], ...]
+    names: tuple[str, ...]
+    input_fix_point: int
+    output_fix_points: tuple[int, ...] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    @property
+    def num_anchors(self) -> int:
+        return len(self.anchors_px[0])
+
+    @property
+    def channels_per_head(self) -> int:
+        """Channels of each raw head: anchors x (4 box + 1 objectness + classes)."""
+        return self.num_anchors * (5 + self.num_classes)
+
+    def head_shape(self, level: int) -> tuple[int, int, int, int]:
+        """NHWC shape of the raw output of one stride level."""
+        s = self.strides[level]
+        return (1, self.input_hw[0] // s, self.input_hw[1] // s, self.channels_per_head)
+
+    @property
+    def head_shapes(self) -> tuple[tuple[int, int, int, int], ...]:
+        return tuple(self.head_shape(i) for i in range(len(self.strides)))
+
+    def anchors_array(self) -> np.ndarray:
+        """Anchors in pixels as a (levels, anchors, 2) float32 array."""
+        return np.asarray(self.anchors_px, dtype=np.float32)
+
+    def with_fix_points(self, input_fix_point: int, output_fix_points: Sequence[int] | None) -> ModelMeta:
+        """A copy with other fix points (read from a compiled model, or calibrated)."""
+        return replace(
+            self,
+            input_fix_point=int(input_fix_point),
+            output_fix_points=None if output_fix_points is None else tuple(int(f) for f in output_fix_points),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form; `meta_from_dict(meta.to_dict())` gives the same metadata back."""
+        d: dict[str, Any] = {
+            "input_size": list(self.input_hw),
+            "strides": list(self.strides),
+            "anchors": [[float(v) for wh in level for v in wh] for level in self.anchors_px],
+            "names": list(self.names),
+            "input_fix_point": self.input_fix_point,
+        }
+        if self.output_fix_points is not None:
+            d["output_fix_points"] = list(self.output_fix_points)
+        return d
+
+
+def _int_list(value: Any, key: str, errors: list[str]) -> list[int] | None:
+    if not isinstance(value, (list, tuple)) or not value or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        errors.append(f"'{key}' must be a non-empty list of integers, got {value!r}")
+        return None
+    return list(value)
+
+
+def _names(value: Any, errors: list[str]) -> tuple[str, ...] | None:
+    if isinstance(value, dict):
+        keys = sorted(value)
+        if keys != list(range(len(keys))):
+            errors.append(f"'names' as a mapping must have keys 0..N-1 without gaps, got keys {keys}")
+            return None
+        value = [value[k] for k in keys]
+    if not isinstance(value, (list, tuple)) or not value:
+        errors.append(f"'names' must be a non-empty list of class names, got {value!r}")
+        return None
+    return tuple(str(v) for v in value)
+
+
+def _anchors(value: Any, errors: list[str]) -> tuple[tuple[tuple[float, float], ...], ...] | None:
+    if not isinstance(value, (list, tuple)) or not value:
+        errors.append(f"'anchors' must be a list with one row of w,h pixel pairs per stride, got {value!r}")
+        return None
+    levels = []
+    for i, row in enumerate(value):
+        flat = np.asarray(row, dtype=object).ravel().tolist()
+        if not flat or len(flat) % 2 or not all(isinstance(v, (int, float)) and v > 0 for v in flat):
+            errors.append(f"anchors row {i} must hold positive w,h pixel pairs, got {row!r}")
+            return None
+        levels.append(tuple((float(flat[j]), float(flat[j + 1])) for j in range(0, len(flat), 2)))
+    counts = {len(level) for level in levels}
+    if len(counts) != 1:
+        errors.append(f"every anchors row needs the same number of anchors, got {[len(lv) for lv in levels]}")
+        return None
+    return tuple(levels)
+
+
+def _fix_point(value: Any, key: str, errors: list[str]) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in FIX_POINT_RANGE:
+        errors.append(f"'{key}' must be an integer in [-16, 16], got {value!r}")
+        return None
+    return value
+
+
+def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
+    """Validate a metadata mapping; one ValueError names every problem found."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{source}: expected a YAML mapping with input_size, strides, anchors, names")
+    errors: list[str] = []
+    missing = [k for k in ("input_size", "strides", "anchors", "names", "input_fix_point") if k not in d]
+    if missing:
+        errors.append(f"missing keys {missing}")
+    size = _int_list(d.get("input_size"), "input_size", errors) if "input_size" in d else None
+    strides = _int_list(d.get("strides"), "strides", errors) if "strides" in d else None
+    anchors = _anchors(d.get("anchors"), errors) if "anchors" in d else None
+    names = _names(d.get("names"), errors) if "names" in d else None
+    in_fp = _fix_point(d.get("input_fix_point"), "input_fix_point", errors) if "input_fix_point" in d else None
+    out_fps = None
+    if d.get("output_fix_points") is not None:
+        out_fps = _int_list(d["output_fix_points"], "output_fix_points", errors)
+        for fp in out_fps or []:
+            _fix_point(fp, "output_fix_points[]", errors)
+
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        errors.append(f"'input_size' must be [height, width] with positive values, got {size}")
+        size = None
+    if strides is not None:
+        if min(strides) < 1 or len(set(strides)) != len(strides):
+            errors.append(f"'strides' must be distinct positive integers, got {strides}")
+            strides = None
+        elif size is not None and any(v % s for v in size for s in strides):
+            errors.append(f"input_size {size} must be divisible by every stride {strides}")
+    if strides is not None and anchors is not None and len(anchors) != len(strides):
+        errors.append(f"{len(anchors)} anchor rows for {len(strides)} strides: give one row per stride")
+    if strides is not None and out_fps is not None and len(out_fps) != len(strides):
+        errors.append(f"{len(out_fps)} output_fix_points for {len(strides)} strides: give one per stride")
+    nc = d.get("nc")
+    if nc is not None and names is not None and nc != len(names):
+        errors.append(f"'nc' is {nc} but 'names' lists {len(names)} classes")
+    if errors:
+        raise ValueError(f"{source}: " + "; ".join(errors))
+    return ModelMeta(
+        input_hw=(size[0], size[1]),
+        strides=tuple(strides),
+        anchors_px=anchors,
+        names=names,
+        input_fix_point=in_fp,
+        output_fix_points=None if out_fps is None else tuple(out_fps),
+    )
+
+
+def load_meta(path: str | Path) -> ModelMeta:
+    """Read and validate a metadata YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model metadata file not found: {path} (give the .yaml written by model_prep)")
+    try:
+        d = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e})") from e
+    return meta_from_dict(d, str(path))
+
+
+def save_meta(meta: ModelMeta, path: str | Path) -> None:
+    """Write metadata as YAML."""
+    Path(path).write_text(yaml.safe_dump(meta.to_dict(), sort_keys=False, default_flow_style=None))
+
+
+def match_heads(shapes: Sequence[Sequence[int]], meta: ModelMeta) -> tuple[int, ...]:
+    """Stride level of each output, found by its NHWC shape; outputs may come in any order."""
+    expected = {shape: level for level, shape in enumerate(meta.head_shapes)}
+    if len(shapes) != len(expected):
+        raise ValueError(
+            f"the model has {len(shapes)} outputs but the metadata describes {len(expected)} heads "
+            f"(strides {list(meta.strides)}): use the metadata written for this model"
+        )
+    levels = []
+    for shape in shapes:
+        level = expected.get(tuple(int(v) for v in shape))
+        if level is None or level in levels:
+            raise ValueError(
+                f"model output of shape {tuple(shape)} matches no head the metadata expects "
+                f"{list(meta.head_shapes)} (NHWC: input {meta.input_hw} / stride, "
+                f"{meta.num_anchors} anchors x (5 + {meta.num_classes} classes)): the metadata does not "
+                "belong to this model"
+            )
+        levels.append(level)
+    return tuple(levels)

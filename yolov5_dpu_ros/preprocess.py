@@ -1,0 +1,137 @@
+"""Pre-processing: any camera image → letterboxed RGB → int8 NHWC model input, in place.
+
+The pixels before quantization equal YOLOv5's ``letterbox(auto=False, color=114)`` followed by
+BGR→RGB: a fixed-size accelerator input needs the full size, not YOLOv5's minimum rectangle.
+Quantization is ``clip(round(pixel / 255 * 2**fix_point), -128, 127)`` through a 256-entry table,
+so rounding and saturation are exact (VART's own float path truncates and never clamps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+
+# encoding → (channels, OpenCV conversion to RGB or None when already RGB)
+ENCODINGS: dict[str, tuple[int, int | None]] = {
+    "bgr8": (3, cv2.COLOR_BGR2RGB),
+    "rgb8": (3, None),
+    "mono8": (1, cv2.COLOR_GRAY2RGB),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB),
+    "rgba8": (4, cv2.COLOR_RGBA2RGB),
+}
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a source image of ``src_hw`` landed inside the model input of ``dst_hw``."""
+
+    src_hw: tuple[int, int]
+    dst_hw: tuple[int, int]
+    resized_hw: tuple[int, int]
+    top: int
+    left: int
+    gain: float
+
+    def to_source(self, xyxy: np.ndarray) -> np.ndarray:
+        """Map model-input xyxy boxes back to source pixels, clipped to the source image."""
+        h, w = self.src_hw
+        sx = w / self.resized_hw[1]
+        sy = h / self.resized_hw[0]
+        out = np.empty_like(xyxy, dtype=np.float32)
+        np.multiply(xyxy[:, 0::2] - self.left, sx, out=out[:, 0::2], casting="unsafe")
+        np.multiply(xyxy[:, 1::2] - self.top, sy, out=out[:, 1::2], casting="unsafe")
+        np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, h, out=out[:, 1::2])
+        return out
+
+
+def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> Letterbox:
+    """YOLOv5's letterbox arithmetic: scale to fit (up or down), centre, pad the rest."""
+    h, w = src_hw
+    gain = min(dst_hw[0] / h, dst_hw[1] / w)
+    new_w = max(1, int(round(w * gain)))
+    new_h = max(1, int(round(h * gain)))
+    left = int(round((dst_hw[1] - new_w) / 2 - 0.1))
+    top = int(round((dst_hw[0] - new_h) / 2 - 0.1))
+    return Letterbox((h, w), tuple(dst_hw), (new_h, new_w), top, left, gain)
+
+
+def quantization_table(fix_point: int) -> np.ndarray:
+    """uint8 → int8 input quantization as a 256-entry table (int8 bit patterns stored as uint8)."""
+    q = np.clip(np.round(np.arange(256) / 255.0 * 2.0**fix_point), -128, 127)
+    return q.astype(np.int8).view(np.uint8)
+
+
+def check_image(image: np.ndarray, encoding: str) -> np.ndarray:
+    """Validate an image array for an encoding; returns it as (H, W) or (H, W, C) uint8."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unsupported image encoding '{encoding}': use one of {sorted(ENCODINGS)}")
+    channels = ENCODINGS[encoding][0]
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        kind = image.dtype if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"image must be a uint8 numpy array, got {kind}: convert to 8-bit first")
+    if image.ndim == 3 and channels == 1 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    expected = (channels,) if channels > 1 else ()
+    if image.ndim != 2 + bool(expected) or image.shape[2:] != expected:
+        want = "(H, W)" if channels == 1 else f"(H, W, {channels})"
+        raise ValueError(f"a {encoding} image must have shape {want}, got {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"empty image of shape {image.shape}: the source sent no pixels")
+    return image
+
+
+class Preprocessor:
+    """Letterboxes, converts to RGB and quantizes into one preallocated NHWC buffer.
+
+    With ``fix_point=None`` the buffer holds the uint8 RGB letterbox (for calibration and checks).
+    Scratch space is reallocated only when the source size changes, never per frame.
+    """
+
+    def __init__(self, input_hw: tuple[int, int], fix_point: int | None) -> None:
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        dtype = np.uint8 if fix_point is None else np.int8
+        self.buffer = np.empty((1, *self.input_hw, 3), dtype=dtype)
+        self._pixels = self.buffer.view(np.uint8)[0]
+        self._table = None if fix_point is None else quantization_table(fix_point)
+        self._geometry: Letterbox | None = None
+        self._scratch: dict[tuple[int, ...], np.ndarray] = {}
+
+    def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> Letterbox:
+        """Fill ``self.buffer`` from one image; returns the letterbox geometry for mapping boxes back."""
+        image = check_image(image, encoding)
+        channels, to_rgb = ENCODINGS[encoding]
+        geometry = self._geometry
+        if geometry is None or geometry.src_hw != image.shape[:2]:
+            geometry = letterbox_geometry(image.shape[:2], self.input_hw)
+            self._start_geometry(geometry)
+        (nh, nw), top, left = geometry.resized_hw, geometry.top, geometry.left
+        roi = self._pixels[top : top + nh, left : left + nw]
+        if to_rgb is None:
+            if (nh, nw) == image.shape[:2]:
+                np.copyto(roi, image)
+            else:
+                cv2.resize(image, (nw, nh), dst=roi, interpolation=cv2.INTER_LINEAR)
+        else:
+            if (nh, nw) != image.shape[:2]:
+                image = cv2.resize(image, (nw, nh), dst=self._resize_scratch(image.shape), interpolation=cv2.INTER_LINEAR)
+            cv2.cvtColor(image, to_rgb, dst=roi)
+        if self._table is not None:
+            cv2.LUT(roi, self._table, dst=roi)
+        return geometry
+
+    def _start_geometry(self, geometry: Letterbox) -> None:
+        pad = PAD_VALUE if self._table is None else self._table[PAD_VALUE]
+        self._pixels.fill(pad)
+        self._scratch = {}
+        self._geometry = geometry
+
+    def _resize_scratch(self, src_shape: tuple[int, ...]) -> np.ndarray:
+        shape = self._geometry.resized_hw + src_shape[2:]
+        if shape not in self._scratch:
+            self._scratch[shape] = np.empty(shape, np.uint8)
+        return self._scratch[shape]
