@@ -40,7 +40,7 @@ def clustered_heads(meta: ModelMeta, rng: np.random.Generator, fix_points, n_obj
     heads = background(meta, rng)
     na, no = meta.num_anchors, 5 + meta.num_classes
     anchors = meta.anchors_array()
-    H, W = meta.input_hw
+    height, width = meta.input_hw
     for _ in range(n_objects):
         level = int(rng.integers(len(meta.strides)))
         stride = meta.strides[level]
@@ -48,10 +48,10 @@ def clustered_heads(meta: ModelMeta, rng: np.random.Generator, fix_points, n_obj
         a = int(rng.integers(na))
         bw, bh = anchors[level, a] * rng.uniform(0.6, 1.8, 2)
         if border:
-            cx = rng.choice([rng.uniform(0, bw / 3), rng.uniform(W - bw / 3, W)])
-            cy = rng.uniform(0, H)
+            cx = rng.choice([rng.uniform(0, bw / 3), rng.uniform(width - bw / 3, width)])
+            cy = rng.uniform(0, height)
         else:
-            cx, cy = rng.uniform(0, W), rng.uniform(0, H)
+            cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         cls = int(rng.integers(meta.num_classes))
         view = heads[level].reshape(gh, gw, na, no)
         gx0, gy0 = int(min(cx // stride, gw - 1)), int(min(cy // stride, gh - 1))

@@ -59,12 +59,28 @@ def raw_objectness_threshold(conf_threshold: float, fix_point: int | None) -> fl
     return float(math.floor(logit * 2.0**fix_point))
 
 
-def decode_rows(logits: np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray, stride: float) -> np.ndarray:
-    """YOLOv5 box decode of rows of raw logits (N, 5 + nc) → (N, 5 + nc) xywh pixels, obj, cls."""
+def decode_rows(raw: np.ndarray, scale: float | np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray,
+                stride: float | np.ndarray) -> np.ndarray:
+    """YOLOv5 decode of raw head rows (N, 5 + nc), int8 or float, with logit = raw * scale.
+
+    ``scale`` and ``stride`` are scalars, or (N, 1) columns when the rows come from several heads.
+    Returns (N, 7) float32: x, y, w, h in input pixels, objectness, probability of the best class,
+    best class index. The best class is the argmax of the raw class logits (sigmoid is monotonic),
+    so only six columns per row go through the sigmoid.
+    """
+    n = len(raw)
+    best = raw[:, 5:].astype(np.float32, copy=False).argmax(axis=1)  # numpy's float argmax is SIMD
+    logits = np.empty((n, 6), np.float32)
+    logits[:, :5] = raw[:, :5]
+    logits[:, 5] = raw[np.arange(n), 5 + best]
+    logits *= np.asarray(scale, np.float32)
     p = sigmoid(logits)
-    xy = (p[:, 0:2] * 2.0 - 0.5 + grid_xy) * stride
-    wh = (p[:, 2:4] * 2.0) ** 2 * anchor_wh
-    return np.concatenate((xy, wh, p[:, 4:]), axis=1)
+    out = np.empty((n, 7), np.float32)
+    out[:, 0:2] = (p[:, 0:2] * 2.0 - 0.5 + grid_xy) * stride
+    out[:, 2:4] = (p[:, 2:4] * 2.0) ** 2 * anchor_wh
+    out[:, 4:6] = p[:, 4:6]
+    out[:, 6] = best
+    return out
 
 
 def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
@@ -73,54 +89,119 @@ def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     return np.concatenate((xywh[:, 0:2] - half, xywh[:, 0:2] + half), axis=1)
 
 
+MAX_NMS_PAIRS = 2_000_000
+
+
+def _box_iou_pairs(boxes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """IoU of boxes[i] with boxes[j], element-wise (xyxy, no +1 pixel convention, as torchvision)."""
+    x1, y1, x2, y2 = boxes.T
+    area = (x2 - x1) * (y2 - y1)
+    iw = np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j])
+    ih = np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    union = area[i] + area[j] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _x_overlapping_pairs(x_ranges: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """All index pairs whose (x1, x2) ranges overlap, by a sweep over x1; None when there are too many."""
+    n = len(x_ranges)
+    by_x1 = np.argsort(x_ranges[:, 0])
+    x1 = x_ranges[by_x1, 0]
+    ends = np.searchsorted(x1, x_ranges[by_x1, 1], side="left")
+    count = np.maximum(ends - np.arange(n) - 1, 0)
+    total = int(count.sum())
+    if total > MAX_NMS_PAIRS:
+        return None
+    first = np.repeat(np.arange(n), count)
+    step = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+    return by_x1[first], by_x1[first + 1 + step]
+
+
 def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold: float,
         max_detections: int, agnostic: bool = False) -> np.ndarray:
-    """Greedy NMS in descending score order; indices kept. A box is dropped when IoU > threshold."""
+    """Greedy NMS in descending score order; indices kept. A box is dropped when IoU > threshold.
+
+    Only boxes whose x ranges overlap can suppress each other, so the IoU is computed for those
+    pairs alone (classes are moved apart along x for the sweep unless agnostic, which also keeps
+    pairs to one class), then one pass in score order keeps each box no kept box suppressed.
+    """
     order = np.argsort(-score, kind="stable")
-    boxes = xyxy[order].astype(np.float64)
-    if not agnostic:
-        boxes += (class_id[order] * (float(np.abs(boxes).max(initial=0.0)) * 2 + 1))[:, None]
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    boxes = xyxy[order]
+    x_ranges = boxes[:, 0::2].astype(np.float64)
+    if not agnostic and len(boxes):
+        x_ranges += (class_id[order] * (float(x_ranges.max() - x_ranges.min()) + 1.0))[:, None]
+    pairs = _x_overlapping_pairs(x_ranges)
+    if pairs is None:
+        return order[_greedy_nms(boxes, iou_threshold, max_detections)]
+    i, j = pairs
+    over = _box_iou_pairs(boxes, i, j) > iou_threshold
+    lo, hi = np.minimum(i[over], j[over]), np.maximum(i[over], j[over])  # rank lo suppresses rank hi
+    by_lo = np.argsort(lo.astype(np.min_scalar_type(len(boxes))), kind="stable")  # radix sort on small ints
+    suppresses = hi[by_lo]
+    starts = np.searchsorted(lo[by_lo], np.arange(len(boxes) + 1)).tolist()
+    suppressed = bytearray(len(boxes))
     keep: list[int] = []
-    remaining = np.arange(len(order))
-    while remaining.size and len(keep) < max_detections:
-        i = remaining[0]
-        keep.append(i)
-        rest = remaining[1:]
-        b = boxes[rest]
-        iw = np.minimum(boxes[i, 2], b[:, 2]) - np.maximum(boxes[i, 0], b[:, 0])
-        ih = np.minimum(boxes[i, 3], b[:, 3]) - np.maximum(boxes[i, 1], b[:, 1])
-        inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-        remaining = rest[inter <= iou_threshold * (areas[i] + areas[rest] - inter)]
+    for r in range(len(boxes)):
+        if suppressed[r]:
+            continue
+        keep.append(r)
+        if len(keep) == max_detections:
+            break
+        for q in suppresses[starts[r]:starts[r + 1]].tolist():
+            suppressed[q] = 1
     return order[np.asarray(keep, dtype=np.intp)]
 
 
-def select(pred: np.ndarray, config: PostprocessConfig) -> Detections:
-    """YOLOv5 selection on decoded rows (N, 5 + nc): threshold, best class, filter, NMS (input pixels)."""
-    pred = pred[pred[:, 4] > config.conf_threshold]
-    if not len(pred):
-        return Detections.empty()
-    scores = pred[:, 5:] * pred[:, 4:5]
-    class_id = scores.argmax(axis=1).astype(np.int32)
-    score = scores[np.arange(len(scores)), class_id]
+def _greedy_nms(boxes: np.ndarray, iou_threshold: float, max_detections: int) -> np.ndarray:
+    """Plain greedy NMS over rank-ordered boxes, for the rare frame with too many overlapping pairs."""
+    keep: list[int] = []
+    remaining = np.arange(len(boxes))
+    while remaining.size and len(keep) < max_detections:
+        keep.append(remaining[0])
+        rest = remaining[1:]
+        iou = _box_iou_pairs(boxes, np.full(len(rest), remaining[0]), rest)
+        remaining = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.intp)
+
+
+def select(rows: np.ndarray, config: PostprocessConfig) -> Detections:
+    """YOLOv5 selection on decoded rows (N, 7): thresholds, class filter, NMS; boxes in input pixels.
+
+    YOLOv5 first drops objectness <= conf, then score = objectness * class probability <= conf; the
+    second test implies the first (the product never exceeds objectness), so one test does both.
+    """
+    score = rows[:, 5] * rows[:, 4]
     keep = score > config.conf_threshold
     if config.classes is not None:
-        keep &= np.isin(class_id, config.classes)
-    xywh, score, class_id = pred[keep, :4], score[keep], class_id[keep]
+        keep &= np.isin(rows[:, 6], config.classes)
+    rows, score = rows[keep], score[keep]
     if len(score) > config.max_candidates:
         top = np.argsort(-score, kind="stable")[: config.max_candidates]
-        xywh, score, class_id = xywh[top], score[top], class_id[top]
-    xyxy = xywh_to_xyxy(xywh)
+        rows, score = rows[top], score[top]
+    xyxy = xywh_to_xyxy(rows[:, :4])
+    class_id = rows[:, 6].astype(np.int32)
     kept = nms(xyxy, score, class_id, config.iou_threshold, config.max_detections, config.agnostic)
-    return Detections(xyxy[kept].astype(np.float32), score[kept].astype(np.float32), class_id[kept])
+    return Detections(xyxy[kept], score[kept], class_id[kept])
 
 
 @dataclass(frozen=True)
 class _Head:
+    """Per-row constants of one head in NHWC row order (y, x, anchor), computed once."""
+
     stride: float
-    width: int
-    anchors: np.ndarray  # (na, 2) pixels
-    fix_point: int | None
+    fix_point: int | None  # None for float heads
+    rank: np.ndarray  # (rows,) YOLOv5's anchor-major position of each row, for its tie order
+    cell_anchor: np.ndarray  # (rows, 4) float32: cell x, cell y, anchor w, anchor h (pixels)
+
+    @classmethod
+    def build(cls, shape: Sequence[int], stride: float, anchors: np.ndarray, fix_point: int | None) -> _Head:
+        _, h, w, _ = shape
+        na = len(anchors)
+        y, x, a = np.meshgrid(np.arange(h), np.arange(w), np.arange(na), indexing="ij")
+        rank = (a * (h * w) + y * w + x).ravel().astype(np.min_scalar_type(h * w * na))  # small ints sort by radix
+        cell_anchor = np.column_stack((x.ravel(), y.ravel(), anchors[a.ravel()])).astype(np.float32)
+        return cls(stride, fix_point, rank, cell_anchor)
 
 
 class Postprocessor:
@@ -138,31 +219,27 @@ class Postprocessor:
         # visit outputs in stride order, as YOLOv5 concatenates them (this fixes the order of score ties)
         self._order = tuple(sorted(range(len(levels)), key=levels.__getitem__))
         self._heads = tuple(
-            _Head(float(meta.strides[levels[i]]), meta.head_shape(levels[i])[2], anchors[levels[i]],
-                  None if fix_points is None else int(fix_points[i]))
+            _Head.build(output_shapes[i], float(meta.strides[levels[i]]), anchors[levels[i]],
+                        None if fix_points is None else int(fix_points[i]))
             for i in self._order
         )
+        self._per_head = np.array(
+            [[1.0 if h.fix_point is None else 2.0**-h.fix_point, h.stride] for h in self._heads], np.float32)
 
     def candidates(self, outputs: Sequence[np.ndarray], conf_threshold: float) -> np.ndarray:
-        """Decoded rows (N, 5 + nc) of every anchor whose raw objectness may pass the threshold."""
-        na = self.meta.num_anchors
-        parts = []
+        """Decoded rows (N, 7) of every anchor whose raw objectness may pass the threshold."""
+        picked = []
         for i, head in zip(self._order, self._heads):
             flat = outputs[i].reshape(-1, self.no)
             idx = np.flatnonzero(flat[:, 4] >= raw_objectness_threshold(conf_threshold, head.fix_point))
-            if not idx.size:
-                continue
-            # YOLOv5 lists rows anchor-major (anchor, y, x); NHWC rows are (y, x, anchor)
-            idx = idx[np.argsort((idx % na) * (len(flat) // na) + idx // na, kind="stable")]
-            logits = flat[idx].astype(np.float32)
-            if head.fix_point is not None:
-                logits *= np.float32(2.0**-head.fix_point)
-            cell = idx // na
-            grid_xy = np.stack((cell % head.width, cell // head.width), axis=1).astype(np.float32)
-            parts.append(decode_rows(logits, grid_xy, head.anchors[idx % na], head.stride))
-        if not parts:
-            return np.zeros((0, self.no), np.float32)
-        return np.concatenate(parts)
+            picked.append(idx[np.argsort(head.rank[idx], kind="stable")])
+        counts = [len(idx) for idx in picked]
+        if not sum(counts):
+            return np.zeros((0, 7), np.float32)
+        raw = np.concatenate([outputs[i].reshape(-1, self.no)[idx] for i, idx in zip(self._order, picked)])
+        consts = np.concatenate([h.cell_anchor[idx] for h, idx in zip(self._heads, picked)])
+        scale, stride = np.repeat(self._per_head, counts, axis=0).T
+        return decode_rows(raw, scale[:, None], consts[:, :2], consts[:, 2:], stride[:, None])
 
     def __call__(self, outputs: Sequence[np.ndarray], letterbox: Letterbox,
                  config: PostprocessConfig) -> Detections:

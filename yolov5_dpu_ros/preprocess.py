@@ -118,10 +118,12 @@ class Preprocessor:
                 cv2.resize(image, (nw, nh), dst=roi, interpolation=cv2.INTER_LINEAR)
         else:
             if (nh, nw) != image.shape[:2]:
-                image = cv2.resize(image, (nw, nh), dst=self._resize_scratch(image.shape), interpolation=cv2.INTER_LINEAR)
+                scratch = self._resize_scratch(image.shape)
+                image = cv2.resize(image, (nw, nh), dst=scratch, interpolation=cv2.INTER_LINEAR)
             cv2.cvtColor(image, to_rgb, dst=roi)
         if self._table is not None:
-            cv2.LUT(roi, self._table, dst=roi)
+            rows = roi.reshape(nh, nw * 3)  # a view: OpenCV's LUT runs twice as fast on one channel
+            cv2.LUT(rows, self._table, dst=rows)
         return geometry
 
     def _start_geometry(self, geometry: Letterbox) -> None:

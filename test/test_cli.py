@@ -1,0 +1,81 @@
+"""The yolov5-dpu detect command on images, folders and a video, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from conftest import random_bgr
+
+from yolov5_dpu_ros.cli import main
+
+
+@pytest.fixture()
+def model_args(test_model):
+    onnx_path, _, _ = test_model
+    return ["--model", str(onnx_path), "--model-meta", str(onnx_path.with_suffix(".yaml")), "--conf", "0.05"]
+
+
+def _write_images(folder, n, rng):
+    folder.mkdir()
+    for i in range(n):
+        cv2.imwrite(str(folder / f"img{i:02d}.png"), random_bgr(rng, 240 + 10 * i, 320))
+
+
+def test_folder_to_jsonl_with_annotations_and_summary(tmp_path, model_args, capsys):
+    rng = np.random.default_rng(0)
+    _write_images(tmp_path / "imgs", 3, rng)
+    (tmp_path / "imgs" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "det.jsonl"
+    code = main(["detect", str(tmp_path / "imgs"), "--jsonl", str(out), "--annotate", str(tmp_path / "ann"),
+                 *model_args])
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["source"].rsplit("/", 1)[1] for r in records] == ["img00.png", "img01.png", "img02.png"]
+    assert records[1]["height"] == 250 and records[1]["width"] == 320
+    assert sum(len(r["detections"]) for r in records) > 0
+    d = next(d for r in records for d in r["detections"])
+    assert set(d) == {"class_id", "class_name", "score", "xyxy"} and 0 < d["score"] <= 1
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["img00.png", "img01.png", "img02.png"]
+    err = capsys.readouterr().err
+    assert "3 processed, 1 unreadable (skipped)" in err
+    assert "median ms per frame: preprocess" in err
+    assert "skipped " in err and "broken.jpg" in err
+
+
+def test_video_gives_one_record_per_frame(tmp_path, model_args, capsys):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        writer.write(random_bgr(rng, 240, 320))
+    writer.release()
+    code = main(["detect", str(path), "--annotate", str(tmp_path / "ann"), *model_args])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert [json.loads(line)["frame"] for line in lines] == list(range(6))
+    cap = cv2.VideoCapture(str(tmp_path / "ann" / "clip_det.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p / "missing.png", "no such file or folder"),
+    (lambda p: (p / "notes.txt").write_text("x") and p / "notes.txt", "unsupported input type '.txt'"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "folder holds no images"),
+])
+def test_bad_inputs_exit_nonzero_with_one_line(tmp_path, model_args, capsys, make, message):
+    code = main(["detect", str(make(tmp_path)), *model_args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and message in err[0]
+
+
+def test_bad_model_or_settings_exit_nonzero(tmp_path, model_args, capsys):
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.zeros((8, 8, 3), np.uint8))
+    assert main(["detect", str(img), *model_args, "--conf", "1.5"]) == 2
+    assert "conf_threshold must be in (0, 1)" in capsys.readouterr().err
+    assert main(["detect", str(img), "--model-meta", str(tmp_path / "nope.yaml")]) == 2
+    assert "model metadata file not found" in capsys.readouterr().err
