@@ -139,7 +139,7 @@ def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold
     lo, hi = np.minimum(i[over], j[over]), np.maximum(i[over], j[over])  # rank lo suppresses rank hi
     by_lo = np.argsort(lo.astype(np.min_scalar_type(len(boxes))), kind="stable")  # radix sort on small ints
     suppresses = hi[by_lo]
-    starts = np.searchsorted(lo[by_lo], np.arange(len(boxes) + 1)).tolist()
+    starts = np.concatenate(([0], np.cumsum(np.bincount(lo, minlength=len(boxes))))).tolist()
     suppressed = bytearray(len(boxes))
     keep: list[int] = []
     for r in range(len(boxes)):

@@ -1,0 +1,91 @@
+"""prepare: a YOLOv5 yaml or checkpoint → DPU-ready (ReLU, raw heads) + the model metadata YAML.
+
+    python -m model_prep.prepare --cfg yolov5n.yaml --nc 5 --img 320 --out-cfg yolov5n_relu.yaml \\
+        --out-meta shapes.yaml --names circle square triangle star cross
+    python -m model_prep.prepare --weights best.pt --img 320 --out-meta shapes.yaml
+
+With --cfg it writes the training yaml with ``activation: nn.ReLU()`` (the key YOLOv5 reads;
+``act:`` is ignored and leaves SiLU), builds it and checks that no SiLU, Hardswish or sigmoid is
+left. With --weights it checks a trained checkpoint the same way and fails if any remain.
+Either way it makes Detect return the raw per-level conv outputs and writes the metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from model_prep import yolov5_model as ym
+from yolov5_dpu_ros.model_meta import save_meta
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the model comes from: --cfg or --weights, the YOLOv5 code, input size, class names."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--cfg", type=Path, help="YOLOv5 model yaml (built with ReLU, random init)")
+    src.add_argument("--weights", type=Path, help="YOLOv5 train.py checkpoint (best.pt) of a ReLU model")
+    parser.add_argument("--img", type=int, nargs="+", default=[640], help="model input size: S or H W")
+    parser.add_argument("--nc", type=int, help="number of classes (with --cfg)")
+    parser.add_argument("--names", nargs="+", help="class names (default: the checkpoint's, or --data's)")
+    parser.add_argument("--data", type=Path, help="a YOLOv5 dataset yaml to take the class names from")
+    parser.add_argument("--yolov5-dir", type=Path, help="an ultralytics/yolov5 checkout (default: the yolov5 package)")
+
+
+def input_hw(args: argparse.Namespace) -> tuple[int, int]:
+    size = args.img * 2 if len(args.img) == 1 else args.img
+    if len(size) != 2 or min(size) < 32 or any(v % 32 for v in size):
+        raise SystemExit(f"--img {args.img}: give S or H W, multiples of 32 (YOLOv5's largest stride)")
+    return size[0], size[1]
+
+
+def class_names(args: argparse.Namespace) -> list[str] | None:
+    if args.names:
+        return list(args.names)
+    if args.data:
+        names = yaml.safe_load(args.data.read_text()).get("names")
+        return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+    return None
+
+
+def load_dpu_model(args: argparse.Namespace):
+    """(model with raw heads, yolo modules): built from --cfg with ReLU, or loaded from --weights; checked."""
+    yolo = ym.yolov5_modules(args.yolov5_dir)
+    if args.cfg is not None:
+        model = ym.build_relu_model(args.cfg, yolo, nc=args.nc)
+    else:
+        model = ym.load_checkpoint(args.weights, yolo)
+    ym.check_dpu_activations(model)
+    ym.use_raw_heads(model, yolo)
+    return model, yolo
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model_prep.prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_source_arguments(parser)
+    parser.add_argument("--out-meta", type=Path, required=True, help="metadata YAML to write")
+    parser.add_argument("--out-cfg", type=Path, help="with --cfg: the ReLU training yaml to write")
+    args = parser.parse_args(argv)
+    hw = input_hw(args)
+    model, yolo = load_dpu_model(args)
+    meta = ym.model_meta(model, yolo, hw, class_names(args))
+    save_meta(meta, args.out_meta)
+    print(f"checked: no SiLU/Hardswish/Sigmoid; Detect returns {len(meta.strides)} raw heads "
+          f"{[list(s) for s in meta.head_shapes]} (NHWC)")
+    print(f"wrote {args.out_meta}: input {hw}, strides {list(meta.strides)}, {meta.num_classes} classes")
+    if args.cfg is not None and args.out_cfg is not None:
+        d = ym.load_model_yaml(args.cfg)
+        d.pop("act", None)
+        d["activation"] = "nn.ReLU()"
+        if args.nc is not None:
+            d["nc"] = args.nc
+        args.out_cfg.write_text(yaml.safe_dump(d, sort_keys=False))
+        print(f"wrote {args.out_cfg}: train it with YOLOv5 (activation: nn.ReLU())")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
