@@ -28,6 +28,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="model file: raw-head ONNX for onnx, xmodel for dpu (default: the demo model)")
     g.add_argument("--model-meta", type=Path, default=DEMO_META,
                    help="metadata YAML beside the model (default: the demo model's)")
+    g.add_argument("--bit", type=Path, help="dpu: overlay .bit (.hwh and .xclbin beside it; default: pynq_dpu's)")
     g.add_argument("--threads", type=int, default=0, help="backend CPU threads, 0 = library default")
     s = parser.add_argument_group("selection")
     s.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
@@ -42,7 +43,8 @@ def build_detector(args: argparse.Namespace) -> Detector:
     try:
         config = PostprocessConfig(args.conf, args.iou, args.max_det,
                                    None if args.classes is None else tuple(args.classes), args.agnostic)
-        return Detector.from_files(args.backend, args.model, args.model_meta, config, threads=args.threads)
+        return Detector.from_files(args.backend, args.model, args.model_meta, config, threads=args.threads,
+                                   bit=args.bit)
     except ValueError as e:
         raise CliError(str(e)) from e
 

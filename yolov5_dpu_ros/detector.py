@@ -54,10 +54,15 @@ class Detector:
 
     @classmethod
     def from_files(cls, backend: str, model_path: str | Path, meta_path: str | Path,
-                   config: PostprocessConfig | None = None, threads: int = 0) -> Detector:
+                   config: PostprocessConfig | None = None, threads: int = 0,
+                   bit: str | Path | None = None) -> Detector:
         """Load metadata and model and build a Detector."""
         meta = load_meta(meta_path)
-        return cls(make_backend(backend, meta, model_path, threads=threads), meta, config)
+        return cls(make_backend(backend, meta, model_path, threads=threads, bit=bit), meta, config)
+
+    def worker(self) -> Detector:
+        """A Detector for another thread: same model and config, its own runner and buffers."""
+        return Detector(self.backend.worker(), self.meta, self.config)
 
     def update(self, **changes: Any) -> PostprocessConfig:
         """Replace some settings (validated as a whole, so a bad value leaves the old config)."""

@@ -7,15 +7,20 @@ from pathlib import Path
 from ..model_meta import ModelMeta
 from .base import Backend, TensorSpec, allocate_outputs
 
-BACKENDS = ("onnx",)
+BACKENDS = ("onnx", "dpu")
 
 __all__ = ["BACKENDS", "Backend", "TensorSpec", "allocate_outputs", "make_backend"]
 
 
-def make_backend(name: str, meta: ModelMeta, model_path: str | Path, threads: int = 0) -> Backend:
-    """Create the named backend for one model file."""
+def make_backend(name: str, meta: ModelMeta, model_path: str | Path, threads: int = 0,
+                 bit: str | Path | None = None) -> Backend:
+    """Create the named backend for one model file (an ONNX for onnx, an xmodel for dpu)."""
     if name == "onnx":
         from .onnx import OnnxBackend
 
         return OnnxBackend(model_path, meta, threads=threads)
+    if name == "dpu":
+        from .dpu import DpuBackend
+
+        return DpuBackend(model_path, meta, bit=bit)
     raise ValueError(f"unknown backend '{name}': use one of {list(BACKENDS)}")

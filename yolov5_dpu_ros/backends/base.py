@@ -21,7 +21,9 @@ class Backend(Protocol):
     """An inference engine bound to one model.
 
     ``run`` reads the int8 input buffer and fills caller-owned int8 output buffers (one per
-    ``output_specs`` entry, in that order), so callers preallocate once per worker.
+    ``output_specs`` entry, in that order), so callers preallocate once per worker. One instance
+    serves one caller at a time, as a VART runner does; ``worker`` gives another instance on the
+    same loaded model (its own runner and scratch) for another thread.
     """
 
     name: str
@@ -29,6 +31,8 @@ class Backend(Protocol):
     output_specs: tuple[TensorSpec, ...]
 
     def run(self, input_buffer: np.ndarray, output_buffers: Sequence[np.ndarray]) -> None: ...
+
+    def worker(self) -> Backend: ...
 
     def close(self) -> None: ...
 

@@ -28,7 +28,7 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, model_path: str | Path, meta: ModelMeta, threads: int = 0) -> None:
+    def __init__(self, model_path: str | Path, meta: ModelMeta, threads: int = 0, session=None) -> None:
         path = Path(model_path)
         if not path.is_file():
             raise ValueError(f"ONNX model not found: {path} (export one with model_prep/export_onnx.py)")
@@ -45,9 +45,10 @@ class OnnxBackend:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._session = session or ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for unreadable files
             raise ValueError(f"{path} is not a loadable ONNX model: {e}") from e
+        self._path, self._meta, self._threads = path, meta, threads
 
         inputs = self._session.get_inputs()
         h, w = meta.input_hw
@@ -87,6 +88,10 @@ class OnnxBackend:
             np.rint(tmp, out=tmp)
             np.clip(tmp, -128, 127, out=tmp)
             np.copyto(dst[0], tmp, casting="unsafe")
+
+    def worker(self) -> OnnxBackend:
+        """Another instance for another thread: the session is shared (thread-safe), scratch is not."""
+        return OnnxBackend(self._path, self._meta, self._threads, session=self._session)
 
     def close(self) -> None:
         """Release the session."""

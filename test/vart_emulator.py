@@ -1,0 +1,149 @@
+"""TEST DOUBLE for the KV260 DPU, used only where the hardware is absent (these machines, CI, benchmarks).
+
+It mirrors the published VART 2.5 Python contract that ``yolov5_dpu_ros.backends.dpu`` relies on:
+runner ``get_input_tensors()`` / ``get_output_tensors()`` give tensors with ``.name``, ``.dims``,
+``.dtype`` and ``has_attr`` / ``get_attr("fix_point")``; ``execute_async(inputs, outputs)`` takes
+lists of int8 numpy buffers, blocks for the whole run (as ``DpuRunnerDdr`` does on Zynq boards) and
+returns ``(job_id, status)``; ``wait(job_id)`` returns 0. Like ``DpuRunnerDdr`` it refuses a second
+caller on a runner that is busy (``CHECK(my_input_.empty())``), and like a one-core B4096 DPU it runs
+one job at a time across all runners, queued on a timeline of the core. Underneath it runs the
+raw-head ONNX model with the tensors' fix points (int8 in, int8 out), then sleeps until its booked
+end (a fixed accelerator latency) with the GIL released.
+It is never part of the shipped package.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from yolov5_dpu_ros.backends.base import TensorSpec
+from yolov5_dpu_ros.backends.dpu import B4096_VAI25, XmodelInfo
+from yolov5_dpu_ros.model_meta import ModelMeta
+
+VAI25_FINGERPRINT = 0x1010000_00000000 | B4096_VAI25
+
+
+class EmulatedTensor:
+    """An xir.Tensor as VART hands it out."""
+
+    def __init__(self, spec: TensorSpec) -> None:
+        self.name = spec.name
+        self.dims = list(spec.shape)
+        self.ndim = len(spec.shape)
+        self.dtype = "xint8"
+        self._attrs = {"fix_point": spec.fix_point}
+
+    def has_attr(self, key: str) -> bool:
+        return key in self._attrs
+
+    def get_attr(self, key: str):
+        return self._attrs[key]
+
+    def get_data_size(self) -> int:
+        return int(np.prod(self.dims))
+
+
+class EmulatedRunner:
+    """One vart.Runner: one caller at a time; jobs serialised on the shared DPU core."""
+
+    def __init__(self, dpu: EmulatedDpu) -> None:
+        self._dpu = dpu
+        self._busy = threading.Lock()
+        self._jobs = 0
+
+    def get_input_tensors(self) -> list[EmulatedTensor]:
+        return [EmulatedTensor(self._dpu.input)]
+
+    def get_output_tensors(self) -> list[EmulatedTensor]:
+        return [EmulatedTensor(s) for s in self._dpu.outputs]
+
+    def execute_async(self, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> tuple[int, int]:
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("Check failed: my_input_.empty() (a VART runner serves one caller at a time)")
+        try:
+            if len(inputs) != 1 or inputs[0].dtype != np.int8 or inputs[0].shape != self._dpu.input.shape:
+                raise ValueError(f"input must be one int8 buffer of {self._dpu.input.shape}")
+            for out, spec in zip(outputs, self._dpu.outputs, strict=True):
+                if out.dtype != np.int8 or out.shape != spec.shape:
+                    raise ValueError(f"output buffer {out.dtype} {out.shape}, tensor {spec.shape} xint8")
+            started = time.perf_counter()
+            self._dpu.compute(inputs[0], outputs)
+            done = self._dpu.schedule(started, max(self._dpu.latency_s, time.perf_counter() - started))
+            time.sleep(max(0.0, done - time.perf_counter()))
+            self._jobs += 1
+            return self._jobs, 0
+        finally:
+            self._busy.release()
+
+    def wait(self, job_id: int) -> int:
+        return 0
+
+
+class EmulatedDpu:
+    """The ``DpuRuntime`` of the dpu backend, emulated: graph facts, overlay load, runners."""
+
+    def __init__(self, onnx_path: Path | None, meta: ModelMeta, bit: Path, latency_s: float = 0.0,
+                 input_fix_point: int | None = None, output_fix_points: Sequence[int] | None = None,
+                 output_order: Sequence[int] | None = None, fingerprint: int | None = VAI25_FINGERPRINT,
+                 dpu_subgraphs: int = 1, cpu_ops: Sequence[str] = (),
+                 compute: Callable[[np.ndarray, Sequence[np.ndarray]], None] | None = None) -> None:
+        from yolov5_dpu_ros.backends.onnx import OnnxBackend
+
+        fps = list(output_fix_points or meta.output_fix_points)
+        order = list(output_order or range(len(meta.strides)))
+        self._bit = bit
+        self.input = TensorSpec("images_fix", (1, *meta.input_hw, 3),
+                                meta.input_fix_point if input_fix_point is None else input_fix_point)
+        self.outputs = tuple(TensorSpec(f"head_s{meta.strides[lv]}_fix", meta.head_shape(lv), fps[lv]) for lv in order)
+        self.latency_s = latency_s
+        self.compute = compute or self._run_onnx
+        if compute is None:  # the model itself runs underneath; a given compute replaces it (benchmarks)
+            self._onnx = OnnxBackend(onnx_path, meta.with_fix_points(self.input.fix_point, fps))
+            self._onnx_order = [next(i for i, s in enumerate(self._onnx.output_specs) if s.shape == o.shape)
+                                for o in self.outputs]
+        self.info = XmodelInfo(dpu_subgraphs, tuple(cpu_ops), fingerprint, (self.input,), self.outputs)
+        self._timeline = threading.Lock()
+        self._free_at = 0.0
+        self.loaded: list[tuple[Path, Path]] = []
+        self.runners: list[EmulatedRunner] = []
+
+    def _run_onnx(self, input_buffer: np.ndarray, output_buffers: Sequence[np.ndarray]) -> None:
+        heads = [np.empty(s.shape, np.int8) for s in self._onnx.output_specs]
+        self._onnx.run(input_buffer, heads)
+        for out, i in zip(output_buffers, self._onnx_order, strict=True):
+            out[...] = heads[i]
+
+    def schedule(self, requested: float, duration: float) -> float:
+        """Book one job on the single DPU core: it starts when requested or when the core frees up,
+        whichever is later (as the hardware queues runs, without waiting on any Python thread)."""
+        with self._timeline:
+            start = max(requested, self._free_at)
+            self._free_at = start + duration
+            return self._free_at
+
+    def default_bit(self) -> Path:
+        return self._bit
+
+    def inspect(self, xmodel: Path) -> XmodelInfo:
+        return self.info
+
+    def load(self, xmodel: Path, bit: Path) -> None:
+        self.loaded.append((xmodel, bit))
+
+    def create_runner(self) -> EmulatedRunner:
+        runner = EmulatedRunner(self)
+        self.runners.append(runner)
+        return runner
+
+
+def overlay_files(folder: Path, name: str = "dpu", parts=(".bit", ".hwh", ".xclbin")) -> Path:
+    """Placeholder overlay files (only their presence is checked before the emulated load)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in parts:
+        (folder / f"{name}{suffix}").write_bytes(b"emulated")
+    return folder / f"{name}.bit"

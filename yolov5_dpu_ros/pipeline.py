@@ -1,0 +1,143 @@
+"""Overlapped detection: N workers, each with its own Detector (own runner and buffers).
+
+On the KV260 a runner's ``execute_async`` blocks for the whole DPU run and serves one caller at a
+time, so pre-processing, DPU runs and post-processing of different frames overlap only when each
+worker thread owns a runner. Each source (camera) has a one-frame waiting slot: a new frame
+replaces a waiting one (the newest wins) and the replaced frame is counted as dropped. Workers take
+waiting frames from the sources in turn, so one busy camera cannot starve another, and results
+leave in the order the frames came in.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Sequence
+
+import numpy as np
+
+from .detections import Detections
+from .detector import Detector, StageTimings
+from .postprocess import PostprocessConfig
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What became of one submitted frame: detections and timings, or the error that stopped it."""
+
+    seq: int
+    source: Hashable
+    tag: Any
+    image: np.ndarray
+    detections: Detections | None = None
+    timings: StageTimings | None = None
+    error: str = ""
+
+
+@dataclass
+class PipelineCounts:
+    """Running totals; every frame submitted is processed, failed, dropped or still in flight."""
+
+    submitted: int = 0
+    processed: int = 0
+    failed: int = 0
+    dropped: int = 0
+
+
+class DetectionPipeline:
+    """Runs frames through several Detectors at once; ``on_result`` gets results in input order."""
+
+    def __init__(self, detectors: Sequence[Detector], on_result: Callable[[FrameResult], None]) -> None:
+        if not detectors:
+            raise ValueError("the pipeline needs at least one worker (one Detector per worker)")
+        self.detectors = tuple(detectors)
+        self.counts = PipelineCounts()
+        self._on_result = on_result
+        self._cond = threading.Condition()
+        self._waiting: dict[Hashable, tuple] = {}  # source → (seq, image, encoding, tag); insertion = turn order
+        self._in_flight: deque[int] = deque()
+        self._done: dict[int, FrameResult] = {}
+        self._emit_lock = threading.Lock()
+        self._next_seq = 0
+        self._closed = False
+        self._threads = [threading.Thread(target=self._work, args=(d,), name=f"detector-{i}", daemon=True)
+                         for i, d in enumerate(self.detectors)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, image: np.ndarray, encoding: str = "bgr8", tag: Any = None, source: Hashable = 0) -> int:
+        """Queue one frame (replacing this source's waiting frame, if any); returns its sequence number."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the pipeline is closed")
+            seq = self._next_seq
+            self._next_seq += 1
+            self.counts.submitted += 1
+            if self._waiting.pop(source, None) is not None:
+                self.counts.dropped += 1
+            self._waiting[source] = (seq, image, encoding, tag)
+            self._cond.notify()
+            return seq
+
+    def set_config(self, config: PostprocessConfig) -> None:
+        """New thresholds / class filter for every worker, from the next frame on."""
+        for detector in self.detectors:
+            detector.config = config
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no frame is waiting or in flight (for tests and orderly shutdown)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._waiting and not self._in_flight, timeout)
+
+    def close(self) -> None:
+        """Stop the workers after the frames in flight; waiting frames are counted as dropped."""
+        with self._cond:
+            self._closed = True
+            self.counts.dropped += len(self._waiting)
+            self._waiting.clear()
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join()
+        for detector in self.detectors:
+            detector.close()
+
+    def _take(self) -> tuple | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._waiting or self._closed)
+            if not self._waiting:
+                return None
+            source = next(iter(self._waiting))  # the longest-waiting source goes first
+            seq, image, encoding, tag = self._waiting.pop(source)
+            self._in_flight.append(seq)
+            return seq, source, image, encoding, tag
+
+    def _work(self, detector: Detector) -> None:
+        while (job := self._take()) is not None:
+            seq, source, image, encoding, tag = job
+            try:
+                detections, timings = detector.detect(image, encoding)
+                result = FrameResult(seq, source, tag, image, detections, timings)
+            except Exception as e:  # a bad frame or a backend fault: counted and reported, never fatal
+                result = FrameResult(seq, source, tag, image, error=f"{type(e).__name__}: {e}")
+            self._finish(result)
+
+    def _finish(self, result: FrameResult) -> None:
+        with self._emit_lock:  # one emitter at a time keeps the order; frames leave in_flight once emitted
+            with self._cond:
+                self._done[result.seq] = result
+                if result.error:
+                    self.counts.failed += 1
+                else:
+                    self.counts.processed += 1
+                ready = []
+                for seq in self._in_flight:
+                    if seq not in self._done:
+                        break
+                    ready.append(self._done.pop(seq))
+            for r in ready:
+                self._on_result(r)
+            with self._cond:
+                for _ in ready:
+                    self._in_flight.popleft()
+                self._cond.notify_all()
