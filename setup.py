@@ -15,7 +15,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
-        (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.txt")),
+        (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.names")),
     ],
     python_requires=">=3.10",
     install_requires=["numpy>=1.21", "opencv-python-headless>=4.5", "PyYAML>=5.4", "onnxruntime>=1.14",
@@ -32,6 +32,7 @@ setup(
     entry_points={
         "console_scripts": [
             "yolov5-dpu = yolov5_dpu_ros.cli:main",
+            "detect_node = yolov5_dpu_ros.node:main",
         ],
     },
 )

@@ -31,6 +31,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nc", type=int, help="number of classes (with --cfg)")
     parser.add_argument("--names", nargs="+", help="class names (default: the checkpoint's, or --data's)")
     parser.add_argument("--data", type=Path, help="a YOLOv5 dataset yaml to take the class names from")
+    parser.add_argument("--names-file", type=Path, help="class names, one per line (e.g. config/coco80.names)")
     parser.add_argument("--yolov5-dir", type=Path, help="an ultralytics/yolov5 checkout (default: the yolov5 package)")
 
 
@@ -44,6 +45,8 @@ def input_hw(args: argparse.Namespace) -> tuple[int, int]:
 def class_names(args: argparse.Namespace) -> list[str] | None:
     if args.names:
         return list(args.names)
+    if args.names_file:
+        return [line.strip() for line in args.names_file.read_text().splitlines() if line.strip()]
     if args.data:
         names = yaml.safe_load(args.data.read_text()).get("names")
         return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)

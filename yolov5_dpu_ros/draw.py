@@ -15,6 +15,16 @@ _PALETTE = np.array(
      (147, 69, 52), (255, 115, 100), (236, 24, 0), (255, 56, 132)], dtype=np.uint8)
 
 
+TO_BGR = {"bgr8": None, "rgb8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_GRAY2BGR, "bgra8": cv2.COLOR_BGRA2BGR,
+          "rgba8": cv2.COLOR_RGBA2BGR}
+
+
+def to_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
+    """The image as BGR (the encodings pre-processing accepts), for drawing and publishing."""
+    code = TO_BGR[encoding]
+    return image if code is None else cv2.cvtColor(image, code)
+
+
 def class_color(class_id: int) -> tuple[int, int, int]:
     """A stable BGR colour per class."""
     return tuple(int(v) for v in _PALETTE[class_id % len(_PALETTE)])

@@ -53,6 +53,7 @@ class DetectionPipeline:
             raise ValueError("the pipeline needs at least one worker (one Detector per worker)")
         self.detectors = tuple(detectors)
         self.counts = PipelineCounts()
+        self.dropped_by_source: dict[Hashable, int] = {}
         self._on_result = on_result
         self._cond = threading.Condition()
         self._waiting: dict[Hashable, tuple] = {}  # source → (seq, image, encoding, tag); insertion = turn order
@@ -76,6 +77,7 @@ class DetectionPipeline:
             self.counts.submitted += 1
             if self._waiting.pop(source, None) is not None:
                 self.counts.dropped += 1
+                self.dropped_by_source[source] = self.dropped_by_source.get(source, 0) + 1
             self._waiting[source] = (seq, image, encoding, tag)
             self._cond.notify()
             return seq
@@ -95,6 +97,8 @@ class DetectionPipeline:
         with self._cond:
             self._closed = True
             self.counts.dropped += len(self._waiting)
+            for source in self._waiting:
+                self.dropped_by_source[source] = self.dropped_by_source.get(source, 0) + 1
             self._waiting.clear()
             self._cond.notify_all()
         for t in self._threads:

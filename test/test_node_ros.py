@@ -1,0 +1,140 @@
+"""The ROS 2 node end to end with rclpy: real Image and CompressedImage messages in, Detection2DArray,
+LabelInfo and diagnostics out. Runs where ROS 2 Humble (rclpy, vision_msgs) is installed and sourced;
+skipped elsewhere (CI here has no ROS 2)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy is not importable: source a ROS 2 Humble installation")
+pytest.importorskip("vision_msgs", reason="vision_msgs is not installed (apt install ros-humble-vision-msgs)")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from vision_msgs.msg import Detection2DArray, LabelInfo  # noqa: E402
+
+from demo.shapes import NAMES, make_sample  # noqa: E402
+from yolov5_dpu_ros.node import DetectorNode  # noqa: E402
+
+
+@pytest.fixture()
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def _wait(predicate, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _image_msg(bgr, stamp_s, frame_id):
+    msg = Image(height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8", is_bigendian=0, step=bgr.shape[1] * 3,
+                data=bgr.tobytes())
+    msg.header.stamp.sec, msg.header.frame_id = stamp_s, frame_id
+    return msg
+
+
+def _jpeg_msg(bgr, stamp_s, frame_id):
+    msg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", bgr)[1].tobytes())
+    msg.header.stamp.sec, msg.header.frame_id = stamp_s, frame_id
+    return msg
+
+
+def test_two_cameras_raw_and_compressed(ros):
+    node = DetectorNode(parameter_overrides=[
+        Parameter("input_topics", value=["/front/image_raw", "/rear/image_raw/compressed"]),
+        Parameter("input_reliability", value="reliable"), Parameter("autostart", value=False)])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    probe = rclpy.create_node("probe")
+    got = {"front": [], "rear": [], "labels": [], "diag": []}
+    probe.create_subscription(Detection2DArray, "/front/detections", got["front"].append, 10)
+    probe.create_subscription(Detection2DArray, "/rear/detections", got["rear"].append, 10)
+    probe.create_subscription(LabelInfo, "/front/label_info", got["labels"].append,
+                              QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    probe.create_subscription(DiagnosticArray, "/diagnostics", got["diag"].append, 10)
+    raw_pub = probe.create_publisher(Image, "/front/image_raw", 10)
+    jpeg_pub = probe.create_publisher(CompressedImage, "/rear/image_raw/compressed", 10)
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    executor.add_node(probe)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        assert _wait(lambda: raw_pub.get_subscription_count() and jpeg_pub.get_subscription_count())
+        sample = make_sample(2, "test", 0, (640, 480))
+        for i in range(5):
+            raw_pub.publish(_image_msg(sample.image, 100 + i, "front_optical"))
+            jpeg_pub.publish(_jpeg_msg(sample.image, 200 + i, "rear_optical"))
+            time.sleep(0.3)
+        bad = Image(height=4, width=4, encoding="yuv422", step=8, data=bytes(32))
+        raw_pub.publish(bad)
+        assert _wait(lambda: len(got["front"]) >= 3 and len(got["rear"]) >= 3)
+        assert _wait(lambda: any(kv.key == "bad frames" and kv.value == "1"
+                                 for d in got["diag"] for s in d.status if "front" in s.name for kv in s.values))
+    finally:
+        executor.shutdown()
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        node.destroy_node()
+        probe.destroy_node()
+    front = got["front"][-1]
+    assert front.header.frame_id == "front_optical" and 100 <= front.header.stamp.sec < 105
+    assert got["rear"][-1].header.frame_id == "rear_optical"
+    assert len(front.detections) >= 1
+    det = front.detections[0]
+    assert det.header.frame_id == "front_optical"
+    assert det.results[0].hypothesis.class_id in NAMES and 0 < det.results[0].hypothesis.score <= 1
+    assert 0 <= det.bbox.center.position.x <= 640 and 0 < det.bbox.size_x <= 640
+    labels = got["labels"][-1]
+    assert [c.class_name for c in labels.class_map] == list(NAMES) and labels.threshold == pytest.approx(0.25)
+
+
+def test_bad_parameter_fails_configure_with_its_name(ros):
+    node = DetectorNode(parameter_overrides=[Parameter("backend", value="tensorrt"),
+                                             Parameter("autostart", value=False)])
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    node.destroy_node()
+
+
+def test_thresholds_change_at_runtime_and_bad_values_are_refused(ros):
+    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False)])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    ok = node.set_parameters([Parameter("conf_threshold", value=0.6)])[0]
+    assert ok.successful and node._pipeline.detectors[0].config.conf_threshold == 0.6
+    refused = node.set_parameters([Parameter("classes", value=[-1, 3])])[0]
+    assert not refused.successful and "classes" in refused.reason
+    node.trigger_cleanup()
+    node.destroy_node()
+
+
+def test_node_keeps_running_on_bad_frames(ros):
+    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False)])
+    node.trigger_configure()
+    node.trigger_activate()
+    cam = node._cameras[0]
+    for msg in [Image(height=2, width=2, encoding="bgr8", step=6, data=bytes(5)),
+                Image(height=0, width=0, encoding="bgr8", step=0, data=b""),
+                Image(height=2, width=2, encoding="16UC1", step=4, data=bytes(8))]:
+        node._on_image(cam, msg)
+    assert cam.bad == 3
+    good = make_sample(1, "test", 0, (320, 240)).image
+    node._on_image(cam, _image_msg(good, 1, "cam"))
+    assert node._pipeline.wait_idle(10) and cam.published == 1
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    node.destroy_node()

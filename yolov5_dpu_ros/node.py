@@ -1,0 +1,259 @@
+"""The ROS 2 node: camera images in, vision_msgs/Detection2DArray out (rclpy, Humble API).
+
+A lifecycle node: the model is loaded on configure and the image subscriptions live only while
+active. With ``autostart`` (the default) it configures and activates itself, so ``ros2 run`` and
+``ros2 launch`` need no lifecycle manager; with ``autostart:=false`` a manager drives it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray
+
+from . import params
+from .conversions import detection_fields, image_from_compressed, image_from_fields
+from .detector import Detector
+from .draw import draw_detections, to_bgr
+from .pipeline import DetectionPipeline, FrameResult
+from .ros_messages import LabelInfo, detection_array, diagnostics, label_info
+
+LOG_EVERY_S = 5.0
+
+
+@dataclass
+class Camera:
+    """One input topic with its outputs and counters."""
+
+    index: int
+    topic: str
+    namespace: str
+    compressed: bool
+    publishers: dict[str, Any] = field(default_factory=dict)
+    subscription: Any = None
+    received: int = 0
+    bad: int = 0
+    failed: int = 0
+    published: int = 0
+    stage_ms: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    last: tuple = (0, 0, 0)  # received, published, time of the previous diagnostics
+
+    def out(self, name: str) -> str:
+        return f"{self.namespace}/{name}" if self.namespace else name
+
+
+def _camera(index: int, topic: str, compressed: bool, several: bool) -> Camera:
+    """One camera: a single camera publishes at the node's names, several under their topics' namespaces."""
+    base = topic[: -len("/compressed")] if topic.endswith("/compressed") else topic
+    namespace = base.rstrip("/").rpartition("/")[0] if several else ""
+    return Camera(index, topic, namespace, compressed or topic.endswith("/compressed"))
+
+
+class DetectorNode(LifecycleNode):
+    """YOLOv5 detection on one or more cameras through one model (DPU or ONNX Runtime)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("yolov5_dpu", **kwargs)
+        params.declare(self)
+        self._config: params.NodeConfig | None = None
+        self._pipeline: DetectionPipeline | None = None
+        self._names: tuple[str, ...] = ()
+        self._cameras: list[Camera] = []
+        self._diagnostics_pub = None
+        self._timer = None
+        self._lock = threading.Lock()
+        self._group = MutuallyExclusiveCallbackGroup()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # lifecycle
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            config = params.read(self)
+            first = Detector.from_files(config.backend, config.model, config.model_meta, config.selection,
+                                        bit=config.bit or None)
+            detectors = [first] + [first.worker() for _ in range(config.workers - 1)]
+        except ValueError as e:
+            self.get_logger().error(f"cannot configure: {e}")
+            return TransitionCallbackReturn.FAILURE
+        self._config, self._names = config, first.meta.names
+        several = len(config.input_topics) > 1
+        self._cameras = [_camera(i, t, config.compressed, several) for i, t in enumerate(config.input_topics)]
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        for cam in self._cameras:
+            cam.publishers = {
+                "detections": self.create_publisher(Detection2DArray, cam.out("detections"), 10),
+                "image": self.create_publisher(Image, cam.out("detections/image"), 2),
+            }
+            if LabelInfo is not None:
+                cam.publishers["labels"] = self.create_publisher(LabelInfo, cam.out("label_info"), latched)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._pipeline = DetectionPipeline(detectors, self._on_result)
+        self.get_logger().info(
+            f"{config.backend} model {config.model} ({len(self._names)} classes), {config.workers} workers, "
+            f"cameras {[c.topic + (' (compressed)' if c.compressed else '') for c in self._cameras]}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        reliability = (ReliabilityPolicy.RELIABLE if self._config.input_reliability == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(depth=1, reliability=reliability)
+        for cam in self._cameras:
+            cam.subscription = self.create_subscription(
+                CompressedImage if cam.compressed else Image, cam.topic,
+                lambda msg, cam=cam: self._on_image(cam, msg), qos, callback_group=self._group)
+        self._publish_labels()
+        self._timer = self.create_timer(1.0, self._publish_diagnostics)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_inputs(self) -> None:
+        for cam in self._cameras:
+            if cam.subscription is not None:
+                self.destroy_subscription(cam.subscription)
+                cam.subscription = None
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+
+    def _release(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.close()
+            self._pipeline = None
+        for cam in self._cameras:
+            for pub in cam.publishers.values():
+                self.destroy_publisher(pub)
+        if self._diagnostics_pub is not None:
+            self.destroy_publisher(self._diagnostics_pub)
+            self._diagnostics_pub = None
+        self._cameras = []
+
+    # data flow: message → image → pipeline → Detection2DArray
+    def _on_image(self, cam: Camera, msg: Any) -> None:
+        cam.received += 1
+        try:
+            if cam.compressed:
+                image, encoding = image_from_compressed(msg.format, msg.data), "bgr8"
+            else:
+                image, encoding = image_from_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        except ValueError as e:
+            cam.bad += 1
+            self.get_logger().warning(f"{cam.topic}: skipped a bad frame ({cam.bad} so far): {e}",
+                                      throttle_duration_sec=LOG_EVERY_S)
+            return
+        self._pipeline.submit(image, encoding, tag=(cam, msg.header, encoding), source=cam.index)
+
+    def _on_result(self, result: FrameResult) -> None:
+        cam, header, encoding = result.tag
+        if result.error:
+            cam.failed += 1
+            self.get_logger().warning(f"{cam.topic}: frame failed ({cam.failed} so far): {result.error}",
+                                      throttle_duration_sec=LOG_EVERY_S)
+            return
+        fields = detection_fields(result.detections, self._names, self._config.class_id_format)
+        cam.publishers["detections"].publish(detection_array(header, fields))
+        with self._lock:
+            cam.published += 1
+            t = result.timings
+            cam.stage_ms = [a + b for a, b in zip(cam.stage_ms, (t.preprocess_ms, t.inference_ms, t.postprocess_ms))]
+        image_pub = cam.publishers["image"]
+        if self._config.publish_debug_image and image_pub.get_subscription_count() > 0:
+            bgr = draw_detections(to_bgr(result.image, encoding), result.detections, self._names)
+            image_pub.publish(Image(header=header, height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8",
+                                    is_bigendian=0, step=bgr.shape[1] * 3, data=bgr.tobytes()))
+
+    def _publish_labels(self) -> None:
+        """LabelInfo (class map, threshold) once per activation and after a threshold change; latched."""
+        threshold = self._pipeline.detectors[0].config.conf_threshold
+        for cam in self._cameras:
+            if "labels" in cam.publishers:
+                header = Header(stamp=self.get_clock().now().to_msg())
+                cam.publishers["labels"].publish(label_info(header, self._names, threshold))
+
+    def _publish_diagnostics(self) -> None:
+        now = self.get_clock().now()
+        now_s = now.nanoseconds * 1e-9
+        counts = self._pipeline.counts
+        for cam in self._cameras:
+            with self._lock:
+                received, published, stage_ms = cam.received, cam.published, cam.stage_ms
+                cam.stage_ms = [0.0, 0.0, 0.0]
+                (r0, p0, t0), cam.last = cam.last, (received, published, now_s)
+            dt = max(now_s - t0, 1e-9) if t0 else 1.0
+            frames = max(published - p0, 1)
+            dropped = self._pipeline.dropped_by_source.get(cam.index, 0)
+            values = {
+                "input fps": f"{(received - r0) / dt:.1f}", "output fps": f"{(published - p0) / dt:.1f}",
+                "preprocess ms": f"{stage_ms[0] / frames:.2f}", "inference ms": f"{stage_ms[1] / frames:.2f}",
+                "postprocess ms": f"{stage_ms[2] / frames:.2f}", "dropped frames": str(dropped),
+                "bad frames": str(cam.bad), "failed frames": str(cam.failed),
+                "processed frames (all cameras)": str(counts.processed), "backend": self._config.backend,
+                "workers": str(self._config.workers),
+            }
+            healthy = cam.failed == 0 and (received == r0 or published > p0)
+            self._diagnostics_pub.publish(diagnostics(
+                now.to_msg(), f"yolov5_dpu_ros: {cam.topic}", self._config.backend, healthy,
+                "ok" if healthy else "frames are failing or no output", values))
+
+    def _on_set_parameters(self, changed: list) -> SetParametersResult:
+        runtime = {p.name: p.value for p in changed if p.name in params.RUNTIME}
+        if not runtime:
+            return SetParametersResult(successful=True)
+        values = {name: self.get_parameter(name).value for name in params.RUNTIME} | runtime
+        try:
+            config = params.selection(values)
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        if self._pipeline is not None:
+            self._pipeline.set_config(config)
+            if "conf_threshold" in runtime and self._timer is not None:
+                self._publish_labels()
+        return SetParametersResult(successful=True)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``ros2 run yolov5_dpu_ros detect_node``."""
+    rclpy.init(args=args)
+    node = DetectorNode()
+    code = 0
+    try:
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                code = 1
+            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                code = 1
+        if code == 0:
+            rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
