@@ -1,4 +1,4 @@
-"""The ``yolov5-dpu`` command: detection over files without ROS."""
+"""The ``yolov5-dpu`` command: detection over files and bags without ROS."""
 
 from __future__ import annotations
 
@@ -51,16 +51,17 @@ def build_detector(args: argparse.Namespace) -> Detector:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``yolov5-dpu`` console script."""
-    from . import detect_cli
+    from . import bag_cli, detect_cli
 
     parser = argparse.ArgumentParser(prog="yolov5-dpu", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     detect_cli.register(commands)
+    bag_cli.register(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
     except CliError as e:
-        print(f"yolov5-dpu {args.command}: error: {e}", file=sys.stderr)
+        print(f"yolov5-dpu {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line
         return 2
     except KeyboardInterrupt:
         return 130

@@ -22,23 +22,42 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64), where=union > 0)
 
 
+def greedy_match(pred: Detections, gt_xyxy: np.ndarray, gt_class: np.ndarray, iou_threshold: float,
+                 iou: np.ndarray | None = None) -> np.ndarray:
+    """For each prediction the index of the ground truth it matches, or -1: in descending score order
+    each prediction takes the unmatched ground truth of its class with the highest IoU, if that IoU
+    reaches the threshold."""
+    matched = np.full(len(pred), -1, np.int64)
+    if not len(pred) or not len(gt_xyxy):
+        return matched
+    if iou is None:
+        iou = class_iou(pred, gt_xyxy, gt_class)
+    taken = np.zeros(len(gt_xyxy), bool)
+    for i in np.argsort(-pred.score, kind="stable"):
+        candidates = np.where(taken, -1.0, iou[i])
+        j = int(np.argmax(candidates))
+        if candidates[j] >= iou_threshold:
+            taken[j] = True
+            matched[i] = j
+    return matched
+
+
+def class_iou(pred: Detections, gt_xyxy: np.ndarray, gt_class: np.ndarray) -> np.ndarray:
+    """IoU of predictions with ground truth, 0 where the classes differ."""
+    iou = box_iou(pred.xyxy.astype(np.float64), np.asarray(gt_xyxy, np.float64))
+    iou[pred.class_id[:, None] != np.asarray(gt_class)[None, :]] = 0.0
+    return iou
+
+
 def match_by_class(pred: Detections, gt_xyxy: np.ndarray, gt_class: np.ndarray,
                    iou_thresholds: np.ndarray = IOU_THRESHOLDS) -> np.ndarray:
-    """True positives (N, T): in descending score order each prediction takes the unmatched
-    ground truth of its class with the highest IoU, if that IoU reaches the threshold."""
+    """True positives (N, T) of the predictions at each IoU threshold (see greedy_match)."""
     tp = np.zeros((len(pred), len(iou_thresholds)), bool)
     if not len(pred) or not len(gt_xyxy):
         return tp
-    iou = box_iou(pred.xyxy.astype(np.float64), np.asarray(gt_xyxy, np.float64))
-    iou[pred.class_id[:, None] != np.asarray(gt_class)[None, :]] = 0.0
+    iou = class_iou(pred, gt_xyxy, gt_class)
     for t, thr in enumerate(iou_thresholds):
-        taken = np.zeros(len(gt_xyxy), bool)
-        for i in np.argsort(-pred.score, kind="stable"):
-            candidates = np.where(taken, -1.0, iou[i])
-            j = int(np.argmax(candidates))
-            if candidates[j] >= thr:
-                taken[j] = True
-                tp[i, t] = True
+        tp[:, t] = greedy_match(pred, gt_xyxy, gt_class, thr, iou) >= 0
     return tp
 
 

@@ -7,6 +7,7 @@ active. With ``autostart`` (the default) it configures and activates itself, so 
 
 from __future__ import annotations
 
+import array
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -130,6 +131,12 @@ class DetectorNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Stop the inputs and the workers before the node goes."""
+        self._stop_inputs()
+        self._release()
+        super().destroy_node()
+
     def _stop_inputs(self) -> None:
         for cam in self._cameras:
             if cam.subscription is not None:
@@ -183,7 +190,7 @@ class DetectorNode(LifecycleNode):
         if self._config.publish_debug_image and image_pub.get_subscription_count() > 0:
             bgr = draw_detections(to_bgr(result.image, encoding), result.detections, self._names)
             image_pub.publish(Image(header=header, height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8",
-                                    is_bigendian=0, step=bgr.shape[1] * 3, data=bgr.tobytes()))
+                                    is_bigendian=0, step=bgr.shape[1] * 3, data=array.array("B", bgr.tobytes())))
 
     def _publish_labels(self) -> None:
         """LabelInfo (class map, threshold) once per activation and after a threshold change; latched."""

@@ -1,0 +1,137 @@
+"""yolov5-dpu bag / compare on real rosbag2 (sqlite3, mcap) and ROS 1 bags written with rosbags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rosbags")
+
+from rosbags.highlevel import AnyReader  # noqa: E402
+
+from demo.make_demo_inputs import FRAME_ID, IMAGE_TOPIC, moving_shapes, write_bag  # noqa: E402
+from yolov5_dpu_ros.bag_io import DETECTIONS, typestore  # noqa: E402
+from yolov5_dpu_ros.cli import main  # noqa: E402
+
+DEMO_BAG = Path(__file__).resolve().parents[1] / "demo" / "shapes_camera_bag"
+
+
+def _messages(bag: Path, msgtype: str):
+    with AnyReader([bag], default_typestore=typestore()) as reader:
+        conns = [c for c in reader.connections if c.msgtype == msgtype]
+        return [(c.topic, t, reader.deserialize(raw, c.msgtype)) for c, t, raw in reader.messages(connections=conns)]
+
+
+@pytest.fixture(scope="module")
+def mcap_bag(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bags") / "camera_mcap"
+    write_bag(path, list(moving_shapes(3, 12)), storage="mcap")
+    return path
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_round_trip_one_array_per_frame_with_the_image_header(tmp_path, mcap_bag, storage):
+    source = DEMO_BAG if storage == "sqlite3" else mcap_bag
+    out = tmp_path / "detections"
+    assert main(["bag", str(source), "--out", str(out), "--storage", storage, "--no-progress"]) == 0
+    images = _messages(source, "sensor_msgs/msg/Image")
+    arrays = _messages(out, DETECTIONS)
+    assert len(arrays) == len(images) > 0
+    for (_, t_in, img), (topic, t_out, arr) in zip(images, arrays):
+        assert topic == "/detections" and t_out == t_in
+        assert (arr.header.stamp.sec, arr.header.stamp.nanosec) == (img.header.stamp.sec, img.header.stamp.nanosec)
+        assert arr.header.frame_id == img.header.frame_id == FRAME_ID
+        for det in arr.detections:
+            assert det.header.frame_id == FRAME_ID
+            assert det.results[0].hypothesis.class_id in ("circle", "square", "triangle", "star", "cross")
+            assert 0 <= det.bbox.center.position.x <= img.width and det.bbox.size_x > 0
+    assert sum(len(a.detections) for _, _, a in arrays) >= len(arrays)  # the shapes are found
+    assert (out / "metadata.yaml").is_file()
+    timings = _messages(out, "diagnostic_msgs/msg/DiagnosticArray")
+    assert len(timings) == len(images) and {kv.key for kv in timings[0][2].status[0].values} == {
+        "preprocess", "inference", "postprocess"}
+
+
+def test_compressed_topic_and_ros1_bag(tmp_path):
+    frames = list(moving_shapes(4, 5))
+    ros1 = tmp_path / "camera.bag"
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS1_NOETIC)
+    image_t, header_t, time_t = (store.types[n] for n in ("sensor_msgs/msg/Image", "std_msgs/msg/Header",
+                                                           "builtin_interfaces/msg/Time"))
+    with Writer(ros1) as writer:
+        conn = writer.add_connection("/cam/image", image_t.__msgtype__, typestore=store)
+        for i, f in enumerate(frames):
+            h = header_t(seq=i, stamp=time_t(sec=50 + i, nanosec=0), frame_id="cam1")
+            msg = image_t(header=h, height=f.shape[0], width=f.shape[1], encoding="bgr8", is_bigendian=0,
+                          step=f.shape[1] * 3, data=f.reshape(-1))
+            writer.write(conn, (50 + i) * 10**9, store.serialize_ros1(msg, image_t.__msgtype__))
+    assert main(["bag", str(ros1), "--out", str(tmp_path / "o1"), "--no-progress"]) == 0
+    arrays = _messages(tmp_path / "o1", DETECTIONS)
+    assert [a.header.stamp.sec for _, _, a in arrays] == [50, 51, 52, 53, 54]
+    assert {a.header.frame_id for _, _, a in arrays} == {"cam1"}
+
+    assert main(["bag", str(DEMO_BAG), "--out", str(tmp_path / "o2"), "--topics", IMAGE_TOPIC + "/compressed",
+                 "--no-progress"]) == 0
+    assert len(_messages(tmp_path / "o2", DETECTIONS)) == len(_messages(DEMO_BAG, "sensor_msgs/msg/Image"))
+
+
+def test_compare_a_run_with_itself_agrees_fully(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["bag", str(DEMO_BAG), "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(out), str(out), "--plot", str(tmp_path / "cmp.png")]) == 0
+    text = capsys.readouterr().out
+    assert "matched by stamp 20, missing in B 0, missing in A 0" in text
+    assert "precision of B against A: 1.0000  recall: 1.0000" in text and "mean |delta|: 0.0000" in text
+    import cv2
+
+    plot = cv2.imread(str(tmp_path / "cmp.png"))
+    assert plot is not None and plot.shape == (560, 960, 3) and (plot < 250).any()
+
+
+def test_compare_sees_a_different_model_run(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["bag", str(DEMO_BAG), "--out", str(a), "--no-progress"]) == 0
+    assert main(["bag", str(DEMO_BAG), "--out", str(b), "--no-progress", "--conf", "0.8"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 0
+    text = capsys.readouterr().out
+    recall = float(text.split("recall: ")[1].split()[0])
+    assert 0 < recall < 1 and "precision of B against A: 1.0000" in text  # stricter B: fewer, all agreeing
+
+
+def _corrupt_rosbag2(p: Path) -> Path:
+    (p / "junk").mkdir()
+    (p / "junk" / "metadata.yaml").write_text("rosbag2_bagfile_information: [")
+    return p / "junk"
+
+
+def _corrupt_ros1(p: Path) -> Path:
+    (p / "x.bag").write_bytes(b"#ROSBAG V2.0\n garbage")
+    return p / "x.bag"
+
+
+@pytest.mark.parametrize("make,args,message", [
+    (lambda p: p / "nope", [], "no such bag"),
+    (_corrupt_rosbag2, [], "cannot read this bag"),
+    (_corrupt_ros1, [], "cannot read this bag"),
+    (lambda p: DEMO_BAG, ["--topics", "/nope/image"], "no image topic.*image topics in this bag: /camera/image_raw"),
+])
+def test_bad_bags_exit_nonzero_with_one_line(tmp_path, capsys, make, args, message):
+    import re
+
+    code = main(["bag", str(make(tmp_path)), "--out", str(tmp_path / "out"), "--no-progress", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and re.search(message, err[0])
+
+
+def test_existing_output_and_missing_compare_input(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    assert main(["bag", str(DEMO_BAG), "--out", str(tmp_path / "out")]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "no such bag" in capsys.readouterr().err

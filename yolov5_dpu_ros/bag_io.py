@@ -1,0 +1,195 @@
+"""Reading camera frames from bags and writing detections to rosbag2, without ROS (the rosbags library).
+
+Reads rosbag2 (sqlite3 or mcap) and ROS 1 bags. Writes rosbag2 with vision_msgs/msg/Detection2DArray
+in the ROS 2 Humble (vision_msgs 4.x) layout, each array carrying its image's header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .conversions import DetectionFields, image_from_compressed, image_from_fields
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+DETECTIONS = "vision_msgs/msg/Detection2DArray"
+DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
+
+# vision_msgs 4.x (ROS 2 Humble) message definitions, registered with rosbags' Humble typestore
+VISION_MSGS_HUMBLE = {
+    "vision_msgs/msg/Point2D": "float64 x\nfloat64 y\n",
+    "vision_msgs/msg/Pose2D": "vision_msgs/Point2D position\nfloat64 theta\n",
+    "vision_msgs/msg/BoundingBox2D": "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y\n",
+    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
+    "vision_msgs/msg/ObjectHypothesisWithPose":
+        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n",
+    "vision_msgs/msg/Detection2D":
+        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\nvision_msgs/BoundingBox2D bbox\n"
+        "string id\n",
+    "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
+}
+
+
+class BagError(ValueError):
+    """A bag that cannot be read or written as asked; the message says why and what to do."""
+
+
+def typestore():
+    """rosbags' ROS 2 Humble typestore with the vision_msgs 4.x types added."""
+    try:
+        from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    except ImportError as e:
+        raise BagError("bag support needs the rosbags library: pip install 'yolov5_dpu_ros[bag]'") from e
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    types = {}
+    for name, text in VISION_MSGS_HUMBLE.items():
+        types.update(get_types_from_msg(text, name))
+    store.register(types)
+    return store
+
+
+@dataclass(frozen=True)
+class BagFrame:
+    """One image message of a bag: where and when, its header, and the image (None if bad, with why)."""
+
+    topic: str
+    timestamp: int
+    header: object
+    image: np.ndarray | None
+    encoding: str
+    error: str = ""
+
+
+class BagReader:
+    """Camera frames from a rosbag2 (sqlite3, mcap) or ROS 1 bag, in recording order."""
+
+    def __init__(self, path: str | Path, topics: Sequence[str] | None = None) -> None:
+        from rosbags.highlevel import AnyReader
+
+        path = Path(path)
+        if not path.exists():
+            raise BagError(f"{path}: no such bag (give a rosbag2 folder or a ROS 1 .bag file)")
+        self.store = typestore()
+        try:
+            self._reader = AnyReader([path], default_typestore=self.store)
+            self._reader.open()
+        except Exception as e:  # rosbags raises several reader-specific errors for unreadable bags
+            raise BagError(f"{path}: cannot read this bag ({type(e).__name__}: {e})") from e
+        self.path = path
+        images = {c.topic: c for c in self._reader.connections if c.msgtype in (IMAGE, COMPRESSED)}
+        # by default each camera once: a compressed stream is skipped when its raw stream is there too
+        wanted = list(topics) if topics else sorted(
+            t for t in images if not (images[t].msgtype == COMPRESSED and t[: -len("/compressed")] in images))
+        missing = [t for t in wanted if t not in images]
+        if missing or not wanted:
+            available = ", ".join(f"{t} ({images[t].msgtype})" for t in sorted(images)) or "none"
+            raise BagError(f"{path}: no image topic {missing or ''}; image topics in this bag: {available}")
+        self.connections = [images[t] for t in wanted]
+        self.topics = wanted
+
+    def count(self) -> int:
+        """Number of frames on the selected topics."""
+        return sum(c.msgcount for c in self.connections)
+
+    def __iter__(self) -> Iterator[BagFrame]:
+        for conn, timestamp, raw in self._reader.messages(connections=self.connections):
+            try:
+                msg = self._reader.deserialize(raw, conn.msgtype)
+            except Exception as e:  # a message that does not deserialize is a bad frame, not a crash
+                yield BagFrame(conn.topic, timestamp, None, None, "", f"undecodable message: {e}")
+                continue
+            try:
+                if conn.msgtype == COMPRESSED:
+                    image, encoding = image_from_compressed(msg.format, msg.data), "bgr8"
+                else:
+                    image, encoding = image_from_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+            except ValueError as e:
+                yield BagFrame(conn.topic, timestamp, msg.header, None, "", str(e))
+                continue
+            yield BagFrame(conn.topic, timestamp, msg.header, image, encoding)
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def output_topic(input_topic: str, several: bool, name: str = "detections") -> str:
+    """Where one input topic's detections go: /detections, or <namespace>/detections for several inputs."""
+    if not several:
+        return f"/{name}"
+    base = input_topic[: -len("/compressed")] if input_topic.endswith("/compressed") else input_topic
+    return f"{base.rstrip('/').rpartition('/')[0]}/{name}"
+
+
+class DetectionBagWriter:
+    """A rosbag2 of Detection2DArray (and per-frame stage timings as DiagnosticArray)."""
+
+    def __init__(self, path: str | Path, storage: str = "sqlite3") -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        path = Path(path)
+        if path.exists():
+            raise BagError(f"{path} exists: choose a new output folder (rosbag2 writes a folder)")
+        if storage not in ("sqlite3", "mcap"):
+            raise BagError(f"storage '{storage}': use sqlite3 (Humble's default) or mcap")
+        self.store = typestore()
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        self._writer = Writer(path, version=8, storage_plugin=plugin)
+        self._writer.open()
+        self._connections: dict[tuple[str, str], object] = {}
+        t = self.store.types
+        self._types = {name: t[name] for name in t if name.startswith(("vision_msgs/", "geometry_msgs/",
+                                                                         "diagnostic_msgs/"))}
+
+    def _connection(self, topic: str, msgtype: str):
+        key = (topic, msgtype)
+        if key not in self._connections:
+            self._connections[key] = self._writer.add_connection(topic, msgtype, typestore=self.store)
+        return self._connections[key]
+
+    def _pose(self):
+        g = self._types
+        pose = g["geometry_msgs/msg/Pose"](position=g["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
+                                            orientation=g["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0))
+        return g["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36, np.float64))
+
+    def _header(self, header):
+        """A ROS 2 std_msgs/Header from any bag's header (ROS 1 headers carry a seq field as well)."""
+        t = self.store.types
+        stamp = t["builtin_interfaces/msg/Time"](sec=header.stamp.sec, nanosec=header.stamp.nanosec)
+        return t["std_msgs/msg/Header"](stamp=stamp, frame_id=header.frame_id)
+
+    def write_detections(self, topic: str, timestamp: int, header, fields: Sequence[DetectionFields]) -> None:
+        """One Detection2DArray with the image's header (stamp, frame_id) on the array and each detection."""
+        v = self._types
+        header = self._header(header)
+        detections = [
+            v["vision_msgs/msg/Detection2D"](
+                header=header,
+                results=[v["vision_msgs/msg/ObjectHypothesisWithPose"](
+                    hypothesis=v["vision_msgs/msg/ObjectHypothesis"](class_id=f.class_id, score=f.score),
+                    pose=self._pose())],
+                bbox=v["vision_msgs/msg/BoundingBox2D"](
+                    center=v["vision_msgs/msg/Pose2D"](
+                        position=v["vision_msgs/msg/Point2D"](x=f.center_x, y=f.center_y), theta=0.0),
+                    size_x=f.size_x, size_y=f.size_y),
+                id="")
+            for f in fields]
+        msg = v[DETECTIONS](header=header, detections=detections)
+        self._writer.write(self._connection(topic, DETECTIONS), timestamp, self.store.serialize_cdr(msg, DETECTIONS))
+
+    def write_timings(self, topic: str, timestamp: int, header, timings_ms: dict[str, float]) -> None:
+        """The frame's stage timings as one DiagnosticStatus, stamped like its detections."""
+        v = self._types
+        header = self._header(header)
+        status = v["diagnostic_msgs/msg/DiagnosticStatus"](
+            level=0, name="yolov5_dpu_ros stage timings", message="", hardware_id="",
+            values=[v["diagnostic_msgs/msg/KeyValue"](key=k, value=f"{ms:.3f}") for k, ms in timings_ms.items()])
+        msg = v[DIAGNOSTICS](header=header, status=[status])
+        self._writer.write(self._connection(topic, DIAGNOSTICS), timestamp, self.store.serialize_cdr(msg, DIAGNOSTICS))
+
+    def close(self) -> None:
+        self._writer.close()
