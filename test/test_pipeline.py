@@ -81,15 +81,15 @@ def test_bad_frames_are_counted_and_do_not_stop_the_workers(workers):
 def test_a_flooding_camera_does_not_starve_another(workers):
     results, on_result = _collect()
     pipe = DetectionPipeline(workers(1), on_result)
-    for i in range(60):
+    for i in range(120):  # the busy camera offers a frame every 3 ms, the quiet one every ~120 ms
         pipe.submit(FRAMES[0], tag=("busy", i), source="busy")
-        if i % 10 == 0:
+        if i % 40 == 0:
             pipe.submit(FRAMES[1], tag=("quiet", i), source="quiet")
-        time.sleep(0.002)
+        time.sleep(0.003)
     pipe.wait_idle(10)
     pipe.close()
     quiet = [r for r in results if r.source == "quiet"]
-    assert len(quiet) == 6  # every frame of the quiet camera got its turn
+    assert len(quiet) == 3  # every frame of the quiet camera got its turn
     assert pipe.counts.dropped > 0  # the busy one was throttled to what the DPU can take
 
 
