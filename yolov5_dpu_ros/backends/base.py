@@ -15,6 +15,7 @@ class TensorSpec:
     name: str
     shape: tuple[int, ...]
     fix_point: int
+    dtype: str = "xint8"
 
 
 class Backend(Protocol):

@@ -53,7 +53,28 @@ class DpuRuntime(Protocol):
 def _spec(tensor: Any) -> TensorSpec:
     if not tensor.has_attr("fix_point"):
         raise ValueError(f"xmodel tensor '{tensor.name}' has no fix_point: is this a compiled DPU model?")
-    return TensorSpec(tensor.name, tuple(int(d) for d in tensor.dims), int(tensor.get_attr("fix_point")))
+    return TensorSpec(tensor.name, tuple(int(d) for d in tensor.dims), int(tensor.get_attr("fix_point")),
+                      str(tensor.dtype))
+
+
+def dpu_subgraphs(graph: Any) -> list:
+    """The child subgraphs of an xir graph that run on the DPU."""
+    children = graph.get_root_subgraph().toposort_child_subgraph()
+    return [s for s in children if s.has_attr("device") and s.get_attr("device").upper() == "DPU"]
+
+
+def inspect_xmodel(xir: Any, xmodel: Path) -> XmodelInfo:
+    """Read an xmodel's graph with xir (no DPU involved): DPU subgraphs, CPU ops, fingerprint, tensors."""
+    graph = xir.Graph.deserialize(str(xmodel))
+    dpu = dpu_subgraphs(graph)
+    children = graph.get_root_subgraph().toposort_child_subgraph()
+    cpu_ops = tuple(sorted({op.get_type() for s in children if s not in dpu for op in s.get_ops()}
+                           - {"data", "data-fix", "const", "const-fix", "upload", "download"}))
+    fingerprint = int(dpu[0].get_attr("dpu_fingerprint")) if dpu and dpu[0].has_attr("dpu_fingerprint") else None
+    if len(dpu) != 1:
+        return XmodelInfo(len(dpu), cpu_ops, fingerprint, (), ())
+    return XmodelInfo(1, cpu_ops, fingerprint, tuple(_spec(t) for t in dpu[0].get_input_tensors()),
+                      tuple(_spec(t) for t in dpu[0].get_output_tensors()))
 
 
 class PynqDpuRuntime:
@@ -73,28 +94,13 @@ class PynqDpuRuntime:
     def default_bit(self) -> Path:
         return Path(self._pynq_dpu.__file__).resolve().parent / "dpu.bit"
 
-    def _children(self, graph) -> list:
-        return graph.get_root_subgraph().toposort_child_subgraph()
-
     def inspect(self, xmodel: Path) -> XmodelInfo:
-        children = self._children(self._xir.Graph.deserialize(str(xmodel)))
-        dpu = [s for s in children if s.has_attr("device") and s.get_attr("device").upper() == "DPU"]
-        cpu_ops = tuple(sorted({op.get_type() for s in children if s not in dpu for op in s.get_ops()}
-                               - {"data", "data-fix", "const", "const-fix", "upload", "download"}))
-        fingerprint = None
-        if dpu and dpu[0].has_attr("dpu_fingerprint"):
-            fingerprint = int(dpu[0].get_attr("dpu_fingerprint"))
-        if len(dpu) != 1:
-            return XmodelInfo(len(dpu), cpu_ops, fingerprint, (), ())
-        return XmodelInfo(1, cpu_ops, fingerprint, tuple(_spec(t) for t in dpu[0].get_input_tensors()),
-                          tuple(_spec(t) for t in dpu[0].get_output_tensors()))
+        return inspect_xmodel(self._xir, xmodel)
 
     def load(self, xmodel: Path, bit: Path) -> None:
         self._overlay = self._pynq_dpu.DpuOverlay(str(bit))
         self._overlay.load_model(str(xmodel))
-        dpu = [s for s in self._children(self._overlay.graph)
-               if s.has_attr("device") and s.get_attr("device").upper() == "DPU"]
-        self._subgraph = dpu[0]
+        self._subgraph = dpu_subgraphs(self._overlay.graph)[0]
 
     def create_runner(self) -> Any:
         return self._vart.Runner.create_runner(self._subgraph, "run")
