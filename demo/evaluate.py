@@ -19,12 +19,10 @@ from demo.shapes import make_sample
 from yolov5_dpu_ros.backends.onnx import OnnxBackend
 from yolov5_dpu_ros.cli import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.detector import Detector
-from yolov5_dpu_ros.metrics import MeanAP
+from yolov5_dpu_ros.metrics import EVAL_CONFIG, MeanAP
 from yolov5_dpu_ros.model_meta import load_meta
-from yolov5_dpu_ros.postprocess import PostprocessConfig, Postprocessor
+from yolov5_dpu_ros.postprocess import Postprocessor
 from yolov5_dpu_ros.preprocess import Preprocessor
-
-EVAL_CONFIG = PostprocessConfig(conf_threshold=0.001, iou_threshold=0.6, max_detections=300)  # as YOLOv5 val
 
 
 def evaluate(model: Path, meta_path: Path, count: int, seed: int = 0) -> dict[str, tuple[float, float]]:

@@ -57,7 +57,7 @@ def load_dpu_model(args: argparse.Namespace):
     """(model with raw heads, yolo modules): built from --cfg with ReLU, or loaded from --weights; checked."""
     yolo = ym.yolov5_modules(args.yolov5_dir)
     if args.cfg is not None:
-        model = ym.build_relu_model(args.cfg, yolo, nc=args.nc)
+        model = ym.build_model(args.cfg, yolo, nc=args.nc)
     else:
         model = ym.load_checkpoint(args.weights, yolo)
     ym.check_dpu_activations(model)

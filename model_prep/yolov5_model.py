@@ -38,6 +38,9 @@ def yolov5_modules(yolov5_dir: str | Path | None = None) -> types.SimpleNamespac
         prefix = ""
     else:
         prefix = "yolov5."
+    import cv2
+
+    saved = cv2.imread, cv2.imwrite, cv2.imshow  # YOLOv5's utils.general replaces them on import
     try:
         yolo = importlib.import_module(prefix + "models.yolo")
         common = importlib.import_module(prefix + "models.common")
@@ -45,7 +48,10 @@ def yolov5_modules(yolov5_dir: str | Path | None = None) -> types.SimpleNamespac
         raise SystemExit(
             f"cannot import YOLOv5 ({e}): pip install yolov5==7.0.9, or pass --yolov5-dir to a checkout"
         ) from e
-    return types.SimpleNamespace(Model=yolo.Model, Detect=yolo.Detect, Conv=common.Conv)
+    finally:
+        cv2.imread, cv2.imwrite, cv2.imshow = saved
+    return types.SimpleNamespace(Model=yolo.Model, Detect=yolo.Detect, Conv=common.Conv,
+                                 Bottleneck=common.Bottleneck, Concat=common.Concat)
 
 
 def load_model_yaml(cfg: str | Path | dict[str, Any]) -> dict[str, Any]:
@@ -58,15 +64,20 @@ def load_model_yaml(cfg: str | Path | dict[str, Any]) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def build_relu_model(cfg: str | Path | dict[str, Any], yolo: types.SimpleNamespace, nc: int | None = None,
-                     seed: int = 0, activation: str = "nn.ReLU()"):
-    """Build a YOLOv5 model from its yaml with the activation YOLOv5 really reads (``activation:``)."""
+def build_model(cfg: str | Path | dict[str, Any], yolo: types.SimpleNamespace, nc: int | None = None,
+                seed: int = 0, activation: str | None = "nn.ReLU()"):
+    """Build a YOLOv5 model from its yaml with the activation YOLOv5 really reads (``activation:``).
+
+    ``activation=None`` keeps what the yaml says (for checking a yaml as it is). YOLOv5 sets the
+    activation on the Conv class; it is restored afterwards so later models are not affected.
+    """
     torch = _torch()
     d = load_model_yaml(cfg)
-    if "act" in d:
-        print(f"note: yaml key 'act: {d.pop('act')}' is ignored by YOLOv5; using 'activation: {activation}'",
-              file=sys.stderr)
-    d["activation"] = activation
+    if activation is not None:
+        if "act" in d:
+            print(f"note: yaml key 'act: {d.pop('act')}' is ignored by YOLOv5; using 'activation: {activation}'",
+                  file=sys.stderr)
+        d["activation"] = activation
     if nc is not None:
         d["nc"] = nc
     saved = yolo.Conv.default_act

@@ -66,7 +66,7 @@ def export_test_model(yolo_ref, tmp: Path, input_hw=(320, 320), nc=80, seed=0) -
     from model_prep.calibrate import calibrate_heads
 
     yolo = ym.yolov5_modules()
-    model = ym.build_relu_model(Path(yolo_ref.models_dir) / "yolov5n.yaml", yolo, nc=nc, seed=seed)
+    model = ym.build_model(Path(yolo_ref.models_dir) / "yolov5n.yaml", yolo, nc=nc, seed=seed)
     ym.check_dpu_activations(model)
     ym.use_raw_heads(model, yolo)
     liven(model, seed)

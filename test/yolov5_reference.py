@@ -52,10 +52,16 @@ def load() -> types.SimpleNamespace:
         pkg = types.ModuleType("yolov5")
         pkg.__path__ = list(spec.submodule_search_locations)
         sys.modules["yolov5"] = pkg
-    from yolov5.models.common import Conv
-    from yolov5.models.yolo import Detect, Model
-    from yolov5.utils.augmentations import letterbox
-    from yolov5.utils.general import non_max_suppression, scale_boxes
+    # yolov5.utils.general replaces cv2.imread/imwrite/imshow with its own two-argument versions on
+    # import; put OpenCV's back so the code under test runs against the real library
+    saved = cv2.imread, cv2.imwrite, cv2.imshow
+    try:
+        from yolov5.models.common import Conv
+        from yolov5.models.yolo import Detect, Model
+        from yolov5.utils.augmentations import letterbox
+        from yolov5.utils.general import non_max_suppression, scale_boxes
+    finally:
+        cv2.imread, cv2.imwrite, cv2.imshow = saved
 
     return types.SimpleNamespace(Model=Model, Detect=Detect, Conv=Conv, letterbox=letterbox,
                                  non_max_suppression=non_max_suppression, scale_boxes=scale_boxes,

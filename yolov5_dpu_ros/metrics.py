@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .detections import Detections
+from .postprocess import PostprocessConfig
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+EVAL_CONFIG = PostprocessConfig(conf_threshold=0.001, iou_threshold=0.6, max_detections=300)  # as YOLOv5's val
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
