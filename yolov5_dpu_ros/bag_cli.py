@@ -16,7 +16,7 @@ from .bag_io import DETECTIONS, DIAGNOSTICS, BagError, BagReader, DetectionBagWr
 from .cli import CliError, add_model_arguments, build_detector
 from .conversions import detection_fields
 from .detections import Detections
-from .draw import draw_detections, to_bgr
+from .draw import VideoSink, draw_detections, to_bgr
 from .metrics import greedy_match
 from .progress import Progress
 
@@ -51,24 +51,21 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 class _Videos:
-    """One annotated video per input topic, at the bag's frame rate."""
+    """One annotated video per input topic."""
 
     def __init__(self, folder: Path, names, fps: float) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.names, self.fps = folder, names, fps
-        self._writers: dict[str, cv2.VideoWriter] = {}
+        self._sinks: dict[str, VideoSink] = {}
 
     def write(self, topic: str, image: np.ndarray, encoding: str, detections: Detections) -> None:
-        frame = draw_detections(to_bgr(image, encoding), detections, self.names)
-        if topic not in self._writers:
-            path = self.folder / (topic.strip("/").replace("/", "_") + ".mp4")
-            self._writers[topic] = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                                   (frame.shape[1], frame.shape[0]))
-        self._writers[topic].write(frame)
+        if topic not in self._sinks:
+            self._sinks[topic] = VideoSink(self.folder / (topic.strip("/").replace("/", "_") + ".mp4"), self.fps)
+        self._sinks[topic].write(draw_detections(to_bgr(image, encoding), detections, self.names))
 
     def close(self) -> None:
-        for w in self._writers.values():
-            w.release()
+        for sink in self._sinks.values():
+            sink.close()
 
 
 def run_bag(args: argparse.Namespace) -> int:
@@ -84,7 +81,7 @@ def run_bag(args: argparse.Namespace) -> int:
     if len({d for d, _ in topics.values()}) < len(topics):
         raise CliError(f"topics {reader.topics} would share one output topic: pick one camera per namespace with "
                        "--topics (e.g. the raw or the compressed stream, not both)")
-    videos = _Videos(args.annotate, names, 10.0) if args.annotate else None
+    videos = _Videos(args.annotate, names, reader.rate_hz()) if args.annotate else None
     progress = Progress(reader.count(), args.bag.name, enabled=not args.no_progress)
     frames, bad, classes, timings = 0, 0, Counter(), []
     start = time.perf_counter()

@@ -95,6 +95,12 @@ class BagReader:
         """Number of frames on the selected topics."""
         return sum(c.msgcount for c in self.connections)
 
+    def rate_hz(self) -> float:
+        """Frames per second of one selected topic over the recording (for annotated videos)."""
+        seconds = self._reader.duration * 1e-9
+        per_topic = self.count() / len(self.connections)
+        return per_topic / seconds if seconds > 0 and per_topic > 1 else 10.0
+
     def __iter__(self) -> Iterator[BagFrame]:
         for conn, timestamp, raw in self._reader.messages(connections=self.connections):
             try:

@@ -16,7 +16,7 @@ import numpy as np
 from .cli import CliError, add_model_arguments, build_detector
 from .detections import Detections
 from .detector import Detector, StageTimings
-from .draw import draw_detections
+from .draw import VideoSink, draw_detections
 from .progress import Progress
 from .sources import Frame, Source, iter_frames, resolve_source
 
@@ -55,29 +55,26 @@ class _Annotator:
     def __init__(self, folder: Path, names) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.names = folder, names
-        self._video: cv2.VideoWriter | None = None
-        self._video_path: Path | None = None
+        self._video: VideoSink | None = None
+        self._video_source: Path | None = None
 
     def write(self, source: Source, frame: Frame, detections: Detections) -> None:
         image = draw_detections(frame.image, detections, self.names)
         if not source.is_video:
             cv2.imwrite(str(self.folder / frame.path.name), image)
             return
-        if self._video_path != source.path:
+        if self._video_source != source.path:
             self.close()
             cap = cv2.VideoCapture(str(source.path))
             fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
             cap.release()
-            out = self.folder / f"{source.path.stem}_det.mp4"
-            self._video = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                          (image.shape[1], image.shape[0]))
-            self._video_path = source.path
+            self._video, self._video_source = VideoSink(self.folder / f"{source.path.stem}_det.mp4", fps), source.path
         self._video.write(image)
 
     def close(self) -> None:
         if self._video is not None:
-            self._video.release()
-        self._video, self._video_path = None, None
+            self._video.close()
+        self._video, self._video_source = None, None
 
 
 def summary(frames: int, skipped: int, wall_s: float, timings: list[StageTimings], classes: Counter,

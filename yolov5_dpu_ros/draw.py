@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -46,3 +47,22 @@ def draw_detections(bgr: np.ndarray, detections: Detections, names: Sequence[str
         cv2.putText(out, label, (p1[0], top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, thickness / 3,
                     (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+class VideoSink:
+    """An mp4 file that opens with the size of the first frame written to it."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, bgr: np.ndarray) -> None:
+        if self._writer is None:
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                           (bgr.shape[1], bgr.shape[0]))
+        self._writer.write(bgr)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
