@@ -287,3 +287,20 @@ def test_select_with_no_rows_is_empty():
 def test_bad_config_is_refused(kwargs):
     with pytest.raises(ValueError):
         PostprocessConfig(**kwargs)
+
+
+def test_nms_fallback_for_too_many_overlapping_pairs_gives_the_same_result(monkeypatch):
+    import yolov5_dpu_ros.postprocess as pp
+
+    meta = make_meta(nc=12)
+    heads = random_heads(meta, np.random.default_rng(11), [4, 4, 4], obj_mean=-1.0)
+    rows = Postprocessor(meta, [h.shape for h in heads], [4, 4, 4]).candidates(heads, 0.3)
+    score = rows[:, 5] * rows[:, 4]
+    xyxy, cls = pp.xywh_to_xyxy(rows[:, :4]), rows[:, 6].astype(np.int32)
+    for agnostic in (False, True):
+        sparse = nms(xyxy, score, cls, 0.45, 300, agnostic)
+        monkeypatch.setattr(pp, "MAX_NMS_PAIRS", 0)  # every frame takes the plain greedy path
+        greedy = nms(xyxy, score, cls, 0.45, 300, agnostic)
+        monkeypatch.undo()
+        assert len(sparse) > 20
+        np.testing.assert_array_equal(sparse, greedy)
