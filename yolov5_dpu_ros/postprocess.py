@@ -133,7 +133,8 @@ def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold
         x_ranges += (class_id[order] * (float(x_ranges.max() - x_ranges.min()) + 1.0))[:, None]
     pairs = _x_overlapping_pairs(x_ranges)
     if pairs is None:
-        return order[_greedy_nms(boxes, iou_threshold, max_detections)]
+        classes = np.zeros(len(order), np.int32) if agnostic else class_id[order]
+        return order[_greedy_nms(boxes, classes, iou_threshold, max_detections)]
     i, j = pairs
     over = _box_iou_pairs(boxes, i, j) > iou_threshold
     lo, hi = np.minimum(i[over], j[over]), np.maximum(i[over], j[over])  # rank lo suppresses rank hi
@@ -153,15 +154,15 @@ def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold
     return order[np.asarray(keep, dtype=np.intp)]
 
 
-def _greedy_nms(boxes: np.ndarray, iou_threshold: float, max_detections: int) -> np.ndarray:
+def _greedy_nms(boxes: np.ndarray, classes: np.ndarray, iou_threshold: float, max_detections: int) -> np.ndarray:
     """Plain greedy NMS over rank-ordered boxes, for the rare frame with too many overlapping pairs."""
     keep: list[int] = []
     remaining = np.arange(len(boxes))
     while remaining.size and len(keep) < max_detections:
-        keep.append(remaining[0])
-        rest = remaining[1:]
-        iou = _box_iou_pairs(boxes, np.full(len(rest), remaining[0]), rest)
-        remaining = rest[iou <= iou_threshold]
+        first, rest = remaining[0], remaining[1:]
+        keep.append(first)
+        iou = _box_iou_pairs(boxes, np.full(len(rest), first), rest)
+        remaining = rest[(iou <= iou_threshold) | (classes[rest] != classes[first])]
     return np.asarray(keep, dtype=np.intp)
 
 
