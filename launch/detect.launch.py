@@ -28,7 +28,7 @@ def generate_launch_description() -> LaunchDescription:
     args = [DeclareLaunchArgument(name, default_value=default, description=text)
             for name, (default, text) in ARGUMENTS.items()]
     overrides = {name: LaunchConfiguration(name) for name in ("backend", "xmodel", "bit", "model_meta", "onnx_model")}
-    overrides["input_topics"] = [LaunchConfiguration("input_topic")]
+    overrides["input_topics"] = [[LaunchConfiguration("input_topic")]]  # a list of one string, not one string
     node = LifecycleNode(
         package="yolov5_dpu_ros",
         executable="detect_node",
