@@ -162,3 +162,22 @@ def test_compile_checks_the_arch_file(tmp_path):
         check_arch(tmp_path / "bad.json")
     (tmp_path / "kv260.json").write_text('{"target": "DPUCZDX8G_ISA1_B4096"}')
     check_arch(tmp_path / "kv260.json")
+
+
+def test_prepare_checks_a_trained_checkpoint(yolo, stock_yaml, tmp_path):
+    import torch
+
+    from model_prep import yolov5_model as ym
+    from model_prep.prepare import main
+
+    relu = ym.build_model(stock_yaml, yolo, nc=3)
+    torch.save({"model": relu, "epoch": 1}, tmp_path / "relu.pt")
+    assert main(["--weights", str(tmp_path / "relu.pt"), "--img", "256", "--names", "a", "b", "c",
+                 "--out-meta", str(tmp_path / "m.yaml")]) == 0
+    assert load_meta(tmp_path / "m.yaml").head_shapes[0] == (1, 32, 32, 24)
+    silu = ym.build_model(stock_yaml, yolo, nc=3, activation=None)
+    torch.save({"ema": silu}, tmp_path / "silu.pt")
+    with pytest.raises(SystemExit, match="activations the KV260 DPU cannot run"):
+        main(["--weights", str(tmp_path / "silu.pt"), "--img", "256", "--out-meta", str(tmp_path / "x.yaml")])
+    with pytest.raises(SystemExit, match="multiples of 32"):
+        main(["--weights", str(tmp_path / "relu.pt"), "--img", "300", "--out-meta", str(tmp_path / "x.yaml")])
