@@ -24,10 +24,6 @@ class StageTimings:
     inference_ms: float
     postprocess_ms: float
 
-    @property
-    def total_ms(self) -> float:
-        return self.preprocess_ms + self.inference_ms + self.postprocess_ms
-
 
 class Detector:
     """Runs one model on frames. Not for concurrent callers: make one Detector per worker thread.
