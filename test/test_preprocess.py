@@ -37,8 +37,9 @@ def test_letterbox_pixels_equal_yolov5(yolo_ref, src_hw, input_hw):
 
 
 @pytest.mark.parametrize("encoding", sorted(TO_ENCODING))
-def test_every_encoding_gives_the_rgb_letterbox(yolo_ref, encoding):
-    bgr = random_bgr(np.random.default_rng(1), 480, 640)
+@pytest.mark.parametrize("src_hw", [(480, 640), (1080, 1920), (240, 320)])  # same size, down, up
+def test_every_encoding_gives_the_rgb_letterbox(yolo_ref, encoding, src_hw):
+    bgr = random_bgr(np.random.default_rng(1), *src_hw)
     if encoding == "mono8":  # a grey scene, so the BGR reference is the same picture
         bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     pre = Preprocessor((640, 640), None)

@@ -111,14 +111,19 @@ class Preprocessor:
             self._start_geometry(geometry)
         (nh, nw), top, left = geometry.resized_hw, geometry.top, geometry.left
         roi = self._pixels[top : top + nh, left : left + nw]
+        same_size = (nh, nw) == image.shape[:2]
+        if to_rgb is not None and image.shape[0] * image.shape[1] < nh * nw:
+            # upscaling: convert the smaller source first (exact, resize treats every channel alike)
+            image = cv2.cvtColor(image, to_rgb, dst=self._scratch_for((*image.shape[:2], 3)))
+            to_rgb = None
         if to_rgb is None:
-            if (nh, nw) == image.shape[:2]:
+            if same_size:
                 np.copyto(roi, image)
             else:
                 cv2.resize(image, (nw, nh), dst=roi, interpolation=cv2.INTER_LINEAR)
         else:
-            if (nh, nw) != image.shape[:2]:
-                scratch = self._resize_scratch(image.shape)
+            if not same_size:
+                scratch = self._scratch_for((nh, nw, *image.shape[2:]))
                 image = cv2.resize(image, (nw, nh), dst=scratch, interpolation=cv2.INTER_LINEAR)
             cv2.cvtColor(image, to_rgb, dst=roi)
         if self._table is not None:
@@ -132,8 +137,8 @@ class Preprocessor:
         self._scratch = {}
         self._geometry = geometry
 
-    def _resize_scratch(self, src_shape: tuple[int, ...]) -> np.ndarray:
-        shape = self._geometry.resized_hw + src_shape[2:]
+    def _scratch_for(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A uint8 work array of this shape, made once per source geometry."""
         if shape not in self._scratch:
             self._scratch[shape] = np.empty(shape, np.uint8)
         return self._scratch[shape]
