@@ -138,20 +138,21 @@ def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold
     i, j = pairs
     over = _box_iou_pairs(boxes, i, j) > iou_threshold
     lo, hi = np.minimum(i[over], j[over]), np.maximum(i[over], j[over])  # rank lo suppresses rank hi
-    by_lo = np.argsort(lo.astype(np.min_scalar_type(len(boxes))), kind="stable")  # radix sort on small ints
-    suppresses = hi[by_lo]
-    starts = np.concatenate(([0], np.cumsum(np.bincount(lo, minlength=len(boxes))))).tolist()
-    suppressed = bytearray(len(boxes))
-    keep: list[int] = []
-    for r in range(len(boxes)):
-        if suppressed[r]:
-            continue
-        keep.append(r)
-        if len(keep) == max_detections:
-            break
-        for q in suppresses[starts[r]:starts[r + 1]].tolist():
-            suppressed[q] = 1
-    return order[np.asarray(keep, dtype=np.intp)]
+    n = len(boxes)
+    root = np.ones(n, bool)  # no box ranked above overlaps it: kept whatever else happens
+    root[hi] = False
+    suppressed = np.zeros(n, bool)
+    suppressed[hi[root[lo]]] = True  # ... and what a root overlaps is gone
+    undecided = np.flatnonzero(~root & ~suppressed)
+    if undecided.size:  # the rest in rank order: kept unless a kept box ranked above overlaps it
+        by_lo = np.argsort(lo.astype(np.min_scalar_type(n)), kind="stable")  # radix sort on small ints
+        suppresses = hi[by_lo]
+        starts = np.concatenate(([0], np.cumsum(np.bincount(lo, minlength=n))))
+        for r in undecided.tolist():
+            if not suppressed[r]:
+                root[r] = True
+                suppressed[suppresses[starts[r]:starts[r + 1]]] = True
+    return order[np.flatnonzero(root)[:max_detections]]
 
 
 def _greedy_nms(boxes: np.ndarray, classes: np.ndarray, iou_threshold: float, max_detections: int) -> np.ndarray:
