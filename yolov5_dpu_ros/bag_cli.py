@@ -15,12 +15,11 @@ import numpy as np
 from .bag_io import DETECTIONS, DIAGNOSTICS, BagError, BagReader, DetectionBagWriter, output_topic, typestore
 from .cli import CliError, add_model_arguments, build_detector
 from .conversions import detection_fields
+from .detect_cli import STAGES, summary
 from .detections import Detections
 from .draw import VideoSink, draw_detections, to_bgr
 from .metrics import greedy_match
 from .progress import Progress
-
-STAGES = ("preprocess", "inference", "postprocess")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -100,7 +99,7 @@ def run_bag(args: argparse.Namespace) -> int:
                                  {s: getattr(t, f"{s}_ms") for s in STAGES})
             frames += 1
             timings.append(t)
-            classes.update(names[c] for c in found.class_id.tolist())
+            classes.update(found.class_id.tolist())
             if videos is not None:
                 videos.write(frame.topic, frame.image, frame.encoding, found)
     finally:
@@ -111,12 +110,8 @@ def run_bag(args: argparse.Namespace) -> int:
         if videos is not None:
             videos.close()
     wall = time.perf_counter() - start
-    print(f"frames: {frames} detected, {bad} bad (skipped); {frames / max(wall, 1e-9):.1f} fps", file=sys.stderr)
-    if timings:
-        print("median ms per frame: " + ", ".join(
-            f"{s} {np.median([getattr(t, f'{s}_ms') for t in timings]):.2f}" for s in STAGES), file=sys.stderr)
-    print(f"detections: {sum(classes.values())} ({', '.join(f'{k} {v}' for k, v in sorted(classes.items())) or 'none'})"
-          f" → {args.out} on {sorted({d for d, _ in topics.values()})}", file=sys.stderr)
+    print(summary(frames, bad, wall, timings, classes, names), file=sys.stderr)
+    print(f"written: {args.out} on {sorted({d for d, _ in topics.values()})}", file=sys.stderr)
     return 0 if frames else 1
 
 

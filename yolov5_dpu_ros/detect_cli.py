@@ -20,6 +20,8 @@ from .draw import VideoSink, draw_detections
 from .progress import Progress
 from .sources import Frame, Source, iter_frames, resolve_source
 
+STAGES = ("preprocess", "inference", "postprocess")
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("detect", help="detect objects in images, folders and videos",
@@ -83,8 +85,7 @@ def summary(frames: int, skipped: int, wall_s: float, timings: list[StageTimings
     lines = [f"frames: {frames} processed, {skipped} unreadable (skipped); "
              f"{frames / max(wall_s, 1e-9):.1f} fps over {wall_s:.2f} s"]
     if timings:
-        med = {k: float(np.median([getattr(t, f"{k}_ms") for t in timings]))
-               for k in ("preprocess", "inference", "postprocess")}
+        med = {k: float(np.median([getattr(t, f"{k}_ms") for t in timings])) for k in STAGES}
         lines.append("median ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
                      + f", total {sum(med.values()):.2f}")
     per_class = ", ".join(f"{names[c]} {n}" for c, n in sorted(classes.items())) or "none"

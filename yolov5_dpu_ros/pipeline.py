@@ -76,8 +76,7 @@ class DetectionPipeline:
             self._next_seq += 1
             self.counts.submitted += 1
             if self._waiting.pop(source, None) is not None:
-                self.counts.dropped += 1
-                self.dropped_by_source[source] = self.dropped_by_source.get(source, 0) + 1
+                self._drop(source)
             self._waiting[source] = (seq, image, encoding, tag)
             self._cond.notify()
             return seq
@@ -96,15 +95,19 @@ class DetectionPipeline:
         """Stop the workers after the frames in flight; waiting frames are counted as dropped."""
         with self._cond:
             self._closed = True
-            self.counts.dropped += len(self._waiting)
             for source in self._waiting:
-                self.dropped_by_source[source] = self.dropped_by_source.get(source, 0) + 1
+                self._drop(source)
             self._waiting.clear()
             self._cond.notify_all()
         for t in self._threads:
             t.join()
         for detector in self.detectors:
             detector.close()
+
+    def _drop(self, source: Hashable) -> None:
+        """Count one frame that was replaced (or never processed); call with the lock held."""
+        self.counts.dropped += 1
+        self.dropped_by_source[source] = self.dropped_by_source.get(source, 0) + 1
 
     def _take(self) -> tuple | None:
         with self._cond:
