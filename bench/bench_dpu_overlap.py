@@ -25,9 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "test")]
 
 from heads import clustered_heads  # noqa: E402
-from vart_emulator import EmulatedDpu, overlay_files  # noqa: E402
+from vart_emulator import EmulatedDpu, emulated_backend  # noqa: E402
 
-from yolov5_dpu_ros.backends.dpu import DpuBackend  # noqa: E402
 from yolov5_dpu_ros.detector import Detector  # noqa: E402
 from yolov5_dpu_ros.model_meta import meta_from_dict  # noqa: E402
 from yolov5_dpu_ros.pipeline import DetectionPipeline  # noqa: E402
@@ -46,11 +45,8 @@ def run(workers: int, seconds: float, folder: Path) -> dict:
         for out, head in zip(outputs, heads):
             out[...] = head
 
-    folder.mkdir(parents=True)
-    xmodel = folder / "yolov5n.xmodel"
-    xmodel.write_bytes(b"emulated")
-    dpu = EmulatedDpu(None, META, overlay_files(folder / "overlay"), latency_s=LATENCY_S, compute=replay)
-    first = Detector(DpuBackend(xmodel, META, runtime=dpu), META)
+    dpu = EmulatedDpu(None, META, latency_s=LATENCY_S, compute=replay)
+    first = Detector(emulated_backend(dpu, folder), META)
     timings = []
     pipe = DetectionPipeline([first] + [first.worker() for _ in range(workers - 1)],
                              lambda r: timings.append(r.timings))

@@ -17,7 +17,7 @@ import numpy as np
 
 from demo.shapes import make_sample
 from yolov5_dpu_ros.backends.onnx import OnnxBackend
-from yolov5_dpu_ros.cli import DEMO_META, DEMO_ONNX
+from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.detector import Detector
 from yolov5_dpu_ros.metrics import EVAL_CONFIG, MeanAP
 from yolov5_dpu_ros.model_meta import load_meta

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ym.export_raw_onnx(model, hw, args.out)
     session = ort.InferenceSession(str(args.out), providers=["CPUExecutionProvider"])
     fps = calibrate_heads(lambda x: session.run(None, {"images": x}), images, hw, args.rule)
-    meta = ym.model_meta(model, yolo, hw, class_names(args)).with_fix_points(
+    meta = ym.model_meta(model, yolo, hw, class_names(args), activation=ym.model_activation(model)).with_fix_points(
         input_fix_point(images, hw, args.rule), fps)
     save_meta(meta, args.out.with_suffix(".yaml"))
     print(f"wrote {args.out} and {args.out.with_suffix('.yaml')}: input fix point {meta.input_fix_point}, "

@@ -1,12 +1,14 @@
-"""inspect: what a compiled xmodel holds, checked against what pynq-dpu 2.5.1 and the metadata need.
+"""inspect: will this compiled xmodel run with pynq-dpu 2.5.1, and what does it hold? Runs on any PC.
 
     python -m model_prep.inspect compiled/yolov5n_kv260.xmodel [--meta M.yaml [--write]]
+        [--fingerprint 0x101000016010407] [--allow-other-compiler]
 
-Counts the DPU subgraphs (must be 1; otherwise lists the operators that ran on the CPU and split it),
-lists input and output tensors in runner order with shapes, dtypes and fix points, flags a
-fingerprint that is not a Vitis AI 2.5 DPUCZDX8G B4096 build, matches the outputs to the metadata's
-strides by shape and, with --write, puts the model's fix points into the metadata. Needs xir (the
-Vitis AI 2.5 docker, or the board's PYNQ venv).
+Reads the xmodel itself (no xir, no Vitis AI docker, no board) and prints the verdict the node's dpu
+backend applies before it touches the DPU: exactly one DPU subgraph, compiled by Vitis AI 2.5,
+compiled for the overlay's DPU (pynq-dpu 2.5.1's KV260 overlay unless --fingerprint names a custom
+one). Then the compiler, DPU name and fingerprint, and the input and output tensors in runner order
+with shapes and fix points. With --meta the outputs are matched to the metadata's strides by shape,
+and --write puts the model's fix points into the metadata. Exit 0 only when the model runs.
 """
 
 from __future__ import annotations
@@ -15,9 +17,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from model_prep.environment import require_module
-from yolov5_dpu_ros.backends.dpu import B4096_VAI25, inspect_xmodel, preflight
+from yolov5_dpu_ros.backends.dpu import check_tensors
+from yolov5_dpu_ros.dpu_verdict import describe_fingerprint, judge, parse_fingerprint
 from yolov5_dpu_ros.model_meta import load_meta, match_heads, save_meta
+from yolov5_dpu_ros.xmodel import XmodelInfo, read_xmodel
+
+
+def report(info: XmodelInfo) -> list[str]:
+    """What the model holds, one line a fact."""
+    lines = [f"compiler: Vitis AI {', '.join(info.compilers) or 'unknown (no libs_info)'}",
+             f"subgraphs: {', '.join(c.device or '?' for c in info.children)} "
+             f"({len(info.dpu)} DPU; pynq-dpu runs exactly 1)"]
+    lines += [f"DPU: {c.dpu_name or '?'}, fingerprint {describe_fingerprint(c.fingerprint)}" for c in info.dpu]
+    if info.cpu_op_types:
+        lines.append(f"operators on the CPU (besides fix2float): {', '.join(info.cpu_op_types)}")
+    for kind, specs in (("input", info.inputs), ("output", info.outputs)):
+        lines += [f"{kind} {i}: {list(t.shape)} fix_point {t.fix_point}  ({t.name})" for i, t in enumerate(specs)]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,40 +42,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("xmodel", type=Path, help="compiled xmodel")
     parser.add_argument("--meta", type=Path, help="metadata YAML to check against")
     parser.add_argument("--write", action="store_true", help="with --meta: write the model's fix points into it")
+    parser.add_argument("--fingerprint", default="",
+                        help="the overlay DPU's fingerprint (default: pynq-dpu 2.5.1's KV260 overlay, "
+                             "0x101000016010407)")
+    parser.add_argument("--allow-other-compiler", action="store_true",
+                        help="accept a model of another Vitis AI whose fingerprint matches (risky: see README)")
     args = parser.parse_args(argv)
-    if args.xmodel.name.endswith("_int.xmodel"):
-        raise SystemExit(f"{args.xmodel} is the quantizer's output, not a DPU model: compile it with vai_c_xir "
-                         "first (python -m model_prep.compile)")
-    if not args.xmodel.is_file():
-        raise SystemExit(f"xmodel not found: {args.xmodel}")
-    xir = require_module("xir", "inspect", "run it inside the Vitis AI 2.5 docker, or on the KV260 in the PYNQ venv")
-    info = inspect_xmodel(xir, args.xmodel)
-    print(f"DPU subgraphs: {info.dpu_subgraphs} (pynq-dpu runs exactly 1)")
-    if info.cpu_ops:
-        print(f"operators outside the DPU: {', '.join(info.cpu_ops)}")
-    if info.fingerprint is not None:
-        verdict = ("Vitis AI 2.5 DPUCZDX8G B4096: runs with pynq-dpu 2.5.1"
-                   if info.fingerprint & 0xFFFFFFFF == B4096_VAI25 else
-                   "NOT a Vitis AI 2.5 DPUCZDX8G B4096 build: recompile with the Vitis AI 2.5 docker for the KV260")
-        print(f"fingerprint: {info.fingerprint:#x} ({verdict})")
-    for kind, specs in (("input", info.inputs), ("output", info.outputs)):
-        for i, t in enumerate(specs):
-            print(f"{kind} {i}: {t.name} {list(t.shape)} {t.dtype} fix_point {t.fix_point}")
-    if args.meta is None:
-        return 0 if info.dpu_subgraphs == 1 else 1
-    meta = load_meta(args.meta)
+    if args.write and args.meta is None:
+        parser.error("--write needs --meta")
     try:
-        preflight(args.xmodel, meta, info)
+        fingerprint = parse_fingerprint(args.fingerprint)
+        info = read_xmodel(args.xmodel)
+        meta = load_meta(args.meta) if args.meta else None
     except ValueError as e:
-        raise SystemExit(str(e)) from e
-    levels = match_heads([t.shape for t in info.outputs], meta)
-    by_level = {lv: t.fix_point for lv, t in zip(levels, info.outputs)}
-    fixed = meta.with_fix_points(info.inputs[0].fix_point, [by_level[lv] for lv in range(len(meta.strides))])
-    print(f"outputs → strides {[meta.strides[lv] for lv in levels]}; fix points: input {fixed.input_fix_point}, "
-          f"outputs by stride {list(fixed.output_fix_points)}")
-    if args.write:
-        save_meta(fixed, args.meta)
-        print(f"wrote the fix points into {args.meta}")
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    verdict = judge(info, fingerprint, args.allow_other_compiler)
+    print("\n".join(report(info)))
+    problems = list(verdict.problems)
+    if meta is not None and verdict.runs:
+        try:
+            check_tensors(info, meta)
+        except ValueError as e:
+            problems.append(str(e))
+        else:
+            levels = match_heads([t.shape for t in info.outputs], meta)
+            by_level = {lv: t.fix_point for lv, t in zip(levels, info.outputs)}
+            fixed = meta.with_fix_points(info.inputs[0].fix_point, [by_level[lv] for lv in range(len(meta.strides))])
+            print(f"outputs → strides {[meta.strides[lv] for lv in levels]}; fix points: input "
+                  f"{fixed.input_fix_point}, outputs by stride {list(fixed.output_fix_points)}")
+            if args.write:
+                save_meta(fixed, args.meta)
+                print(f"wrote the fix points into {args.meta}")
+    for note in verdict.notes:
+        print(f"warning: {note}")
+    if problems:
+        print("verdict: REFUSED by the dpu backend\n" + "\n".join(f"- {p}" for p in problems))
+        return 1
+    print(f"verdict: runs with pynq-dpu 2.5.1 on the overlay {describe_fingerprint(fingerprint)}")
     return 0
 
 

@@ -5,9 +5,11 @@
     python -m model_prep.prepare --weights best.pt --img 320 --out-meta shapes.yaml
 
 With --cfg it writes the training yaml with ``activation: nn.ReLU()`` (the key YOLOv5 reads;
-``act:`` is ignored and leaves SiLU), builds it and checks that no SiLU, Hardswish or sigmoid is
-left. With --weights it checks a trained checkpoint the same way and fails if any remain.
-Either way it makes Detect return the raw per-level conv outputs and writes the metadata.
+``act:`` is ignored and leaves SiLU), or with ``--activation leakyrelu`` the DPU's own
+``nn.LeakyReLU(0.1015625)`` (slope 26/256; another slope runs on the CPU), builds it and checks that
+no SiLU, Hardswish or sigmoid is left. With --weights it checks a trained checkpoint the same way and
+fails if any remain. Either way it makes Detect return the raw per-level conv outputs and writes the
+metadata, which records the activation.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help="a YOLOv5 dataset yaml to take the class names from")
     parser.add_argument("--names-file", type=Path, help="class names, one per line (e.g. config/coco80.names)")
     parser.add_argument("--yolov5-dir", type=Path, help="an ultralytics/yolov5 checkout (default: the yolov5 package)")
+    parser.add_argument("--activation", choices=tuple(ym.ACTIVATIONS), default="relu",
+                        help="with --cfg: the activation the DPU runs (default relu; leakyrelu uses the DPU's "
+                             "slope 26/256)")
 
 
 def input_hw(args: argparse.Namespace) -> tuple[int, int]:
@@ -57,7 +62,7 @@ def load_dpu_model(args: argparse.Namespace):
     """(model with raw heads, yolo modules): built from --cfg with ReLU, or loaded from --weights; checked."""
     yolo = ym.yolov5_modules(args.yolov5_dir)
     if args.cfg is not None:
-        model = ym.build_model(args.cfg, yolo, nc=args.nc)
+        model = ym.build_model(args.cfg, yolo, nc=args.nc, activation=ym.ACTIVATIONS[args.activation])
     else:
         model = ym.load_checkpoint(args.weights, yolo)
     ym.check_dpu_activations(model)
@@ -74,19 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     hw = input_hw(args)
     model, yolo = load_dpu_model(args)
-    meta = ym.model_meta(model, yolo, hw, class_names(args))
+    meta = ym.model_meta(model, yolo, hw, class_names(args), activation=ym.model_activation(model))
     save_meta(meta, args.out_meta)
-    print(f"checked: no SiLU/Hardswish/Sigmoid; Detect returns {len(meta.strides)} raw heads "
+    print(f"checked: {meta.activation} only, no SiLU/Hardswish/Sigmoid; Detect returns {len(meta.strides)} raw heads "
           f"{[list(s) for s in meta.head_shapes]} (NHWC)")
     print(f"wrote {args.out_meta}: input {hw}, strides {list(meta.strides)}, {meta.num_classes} classes")
     if args.cfg is not None and args.out_cfg is not None:
         d = ym.load_model_yaml(args.cfg)
         d.pop("act", None)
-        d["activation"] = "nn.ReLU()"
+        d["activation"] = ym.ACTIVATIONS[args.activation]
         if args.nc is not None:
             d["nc"] = args.nc
         args.out_cfg.write_text(yaml.safe_dump(d, sort_keys=False))
-        print(f"wrote {args.out_cfg}: train it with YOLOv5 (activation: nn.ReLU())")
+        print(f"wrote {args.out_cfg}: train it with YOLOv5 (activation: {d['activation']})")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""YOLOv5 models made DPU-ready: ReLU activations, raw-head outputs, and their metadata.
+"""YOLOv5 models made DPU-ready: ReLU or LeakyReLU(26/256) activations, raw-head outputs, and their metadata.
 
 Host-side only (imports torch and YOLOv5). Facts used, from ultralytics/yolov5 v6/v7:
 ``parse_model`` reads the activation from the yaml key ``activation:`` (``act:`` is ignored) and sets
@@ -18,6 +18,9 @@ import yaml
 from yolov5_dpu_ros.model_meta import ModelMeta
 
 FORBIDDEN_ACTIVATIONS = ("SiLU", "Hardswish", "Sigmoid", "Mish", "GELU")
+DPU_LEAKY_SLOPE = 26 / 256  # the DPUCZDX8G's LeakyReLU slope (0.1015625); any other slope runs on the CPU
+# the activations the DPU runs, as --activation names them and as the yaml's ``activation:`` key needs them
+ACTIVATIONS = {"relu": "nn.ReLU()", "leakyrelu": f"nn.LeakyReLU({DPU_LEAKY_SLOPE})"}
 
 
 def _torch():
@@ -111,9 +114,25 @@ def detect_layer(model, yolo: types.SimpleNamespace):
 
 
 def dpu_incompatible_modules(model) -> list[str]:
-    """Names of modules the DPU cannot run (SiLU and friends), which would split the graph."""
-    return [f"{name or '<model>'}: {type(m).__name__}" for name, m in model.named_modules()
-            if type(m).__name__ in FORBIDDEN_ACTIVATIONS]
+    """Names of modules the DPU cannot run (SiLU and friends, LeakyReLU of another slope), which would
+    split the graph."""
+    bad = []
+    for name, m in model.named_modules():
+        kind = type(m).__name__
+        if kind in FORBIDDEN_ACTIVATIONS:
+            bad.append(f"{name or '<model>'}: {kind}")
+        elif kind == "LeakyReLU" and m.negative_slope != DPU_LEAKY_SLOPE:
+            bad.append(f"{name or '<model>'}: LeakyReLU({m.negative_slope}), the DPU's slope is {DPU_LEAKY_SLOPE}")
+    return bad
+
+
+def model_activation(model) -> str:
+    """Which DPU activation the model uses ('relu' or 'leakyrelu'); checked models have one kind."""
+    kinds = {type(m).__name__ for m in model.modules()} & {"ReLU", "LeakyReLU"}
+    if len(kinds) != 1:
+        raise SystemExit(f"the model mixes or lacks DPU activations ({sorted(kinds) or 'none'}): "
+                         "train it with one activation: " + " or ".join(ACTIVATIONS.values()))
+    return "relu" if kinds == {"ReLU"} else "leakyrelu"
 
 
 def check_dpu_activations(model) -> None:
@@ -123,7 +142,7 @@ def check_dpu_activations(model) -> None:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise SystemExit(
             f"{len(bad)} activations the KV260 DPU cannot run remain ({shown}): set 'activation: nn.ReLU()' "
-            "in the model yaml (not 'act:') and retrain"
+            f"or 'activation: {ACTIVATIONS['leakyrelu']}' in the model yaml (not 'act:') and retrain"
         )
 
 
@@ -138,7 +157,7 @@ def use_raw_heads(model, yolo: types.SimpleNamespace) -> None:
 
 
 def model_meta(model, yolo: types.SimpleNamespace, input_hw: tuple[int, int], names=None,
-               input_fix_point: int = 7) -> ModelMeta:
+               input_fix_point: int = 7, activation: str | None = None) -> ModelMeta:
     """Metadata read off the model's Detect layer: strides, anchors in pixels, class names."""
     head = detect_layer(model, yolo)
     strides = [int(s) for s in head.stride.tolist()]
@@ -154,6 +173,7 @@ def model_meta(model, yolo: types.SimpleNamespace, input_hw: tuple[int, int], na
         anchors_px=tuple(tuple((float(w), float(h)) for w, h in level) for level in anchors),
         names=tuple(str(n) for n in names),
         input_fix_point=input_fix_point,
+        activation=activation,
     )
 
 

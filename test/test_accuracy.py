@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from yolov5_dpu_ros.cli import DEMO_META, DEMO_ONNX
+from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.detector import Detector
 
 pytest.importorskip("onnxruntime")

@@ -9,11 +9,10 @@ import time
 
 import numpy as np
 import pytest
-from vart_emulator import EmulatedDpu, overlay_files
+from vart_emulator import EmulatedDpu, emulated_backend
 
 from demo.shapes import make_sample
-from yolov5_dpu_ros.backends.dpu import DpuBackend
-from yolov5_dpu_ros.cli import DEMO_META, DEMO_ONNX
+from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.detector import Detector
 from yolov5_dpu_ros.model_meta import load_meta
 from yolov5_dpu_ros.pipeline import DetectionPipeline
@@ -24,10 +23,7 @@ FRAMES = [make_sample(9, "test", i, (320, 240)).image for i in range(6)]
 @pytest.fixture()
 def workers(tmp_path):
     meta = load_meta(DEMO_META)
-    xmodel = tmp_path / "m.xmodel"
-    xmodel.write_bytes(b"x")
-    dpu = EmulatedDpu(DEMO_ONNX, meta, overlay_files(tmp_path / "ov"), latency_s=0.02)
-    first = Detector(DpuBackend(xmodel, meta, runtime=dpu), meta)
+    first = Detector(emulated_backend(EmulatedDpu(DEMO_ONNX, meta, latency_s=0.02), tmp_path), meta)
 
     def make(n):
         return [first] + [first.worker() for _ in range(n - 1)]

@@ -9,6 +9,8 @@ caller on a runner that is busy (``CHECK(my_input_.empty())``), and like a one-c
 one job at a time across all runners, queued on a timeline of the core. Underneath it runs the
 raw-head ONNX model with the tensors' fix points (int8 in, int8 out), then sleeps until its booked
 end (a fixed accelerator latency) with the GIL released.
+``emulated_platform`` builds the modules pynq-dpu 2.5.1's real ``dpu.py`` imports (``pynq`` with its
+``Overlay``, ``vart``, ``xir``) on top of the same emulator, so that code runs unchanged in the tests.
 It is never part of the shipped package.
 """
 
@@ -16,16 +18,16 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from xmodel_writer import write_xmodel
 
 from yolov5_dpu_ros.backends.base import TensorSpec
-from yolov5_dpu_ros.backends.dpu import B4096_VAI25, XmodelInfo
 from yolov5_dpu_ros.model_meta import ModelMeta
-
-VAI25_FINGERPRINT = 0x1010000_00000000 | B4096_VAI25
+from yolov5_dpu_ros.xmodel import read_xmodel
 
 
 class EmulatedTensor:
@@ -85,18 +87,17 @@ class EmulatedRunner:
 
 
 class EmulatedDpu:
-    """The ``DpuRuntime`` of the dpu backend, emulated: graph facts, overlay load, runners."""
+    """The ``DpuRuntime`` of the dpu backend, emulated: overlay load and runners of one model."""
 
-    def __init__(self, onnx_path: Path | None, meta: ModelMeta, bit: Path, latency_s: float = 0.0,
+    def __init__(self, onnx_path: Path | None, meta: ModelMeta, latency_s: float = 0.0,
                  input_fix_point: int | None = None, output_fix_points: Sequence[int] | None = None,
-                 output_order: Sequence[int] | None = None, fingerprint: int | None = VAI25_FINGERPRINT,
-                 dpu_subgraphs: int = 1, cpu_ops: Sequence[str] = (),
+                 output_order: Sequence[int] | None = None,
                  compute: Callable[[np.ndarray, Sequence[np.ndarray]], None] | None = None) -> None:
         from yolov5_dpu_ros.backends.onnx import OnnxBackend
 
         fps = list(output_fix_points or meta.output_fix_points)
         order = list(output_order or range(len(meta.strides)))
-        self._bit = bit
+        self.meta = meta
         self.input = TensorSpec("images_fix", (1, *meta.input_hw, 3),
                                 meta.input_fix_point if input_fix_point is None else input_fix_point)
         self.outputs = tuple(TensorSpec(f"head_s{meta.strides[lv]}_fix", meta.head_shape(lv), fps[lv]) for lv in order)
@@ -106,10 +107,10 @@ class EmulatedDpu:
             self._onnx = OnnxBackend(onnx_path, meta.with_fix_points(self.input.fix_point, fps))
             self._onnx_order = [next(i for i, s in enumerate(self._onnx.output_specs) if s.shape == o.shape)
                                 for o in self.outputs]
-        self.info = XmodelInfo(dpu_subgraphs, tuple(cpu_ops), fingerprint, (self.input,), self.outputs)
         self._timeline = threading.Lock()
         self._free_at = 0.0
         self.loaded: list[tuple[Path, Path]] = []
+        self.overlays: list[str] = []
         self.runners: list[EmulatedRunner] = []
 
     def _run_onnx(self, input_buffer: np.ndarray, output_buffers: Sequence[np.ndarray]) -> None:
@@ -126,14 +127,14 @@ class EmulatedDpu:
             self._free_at = start + duration
             return self._free_at
 
-    def default_bit(self) -> Path:
-        return self._bit
+    def write_xmodel(self, path: Path, **kwargs) -> Path:
+        """An xmodel file whose DPU tensors are this emulator's (``kwargs`` go to ``xmodel_bytes``)."""
+        outputs = [(s.name, s.shape, s.fix_point) for s in self.outputs]
+        return write_xmodel(path, self.input.shape, self.input.fix_point, outputs, **kwargs)
 
-    def inspect(self, xmodel: Path) -> XmodelInfo:
-        return self.info
-
-    def load(self, xmodel: Path, bit: Path) -> None:
+    def load(self, xmodel: Path, bit: Path) -> EmulatedRunner:
         self.loaded.append((xmodel, bit))
+        return self.create_runner()
 
     def create_runner(self) -> EmulatedRunner:
         runner = EmulatedRunner(self)
@@ -147,3 +148,69 @@ def overlay_files(folder: Path, name: str = "dpu", parts=(".bit", ".hwh", ".xclb
     for suffix in parts:
         (folder / f"{name}{suffix}").write_bytes(b"emulated")
     return folder / f"{name}.bit"
+
+
+def emulated_backend(dpu: EmulatedDpu, folder: Path, meta: ModelMeta | None = None):
+    """A DpuBackend on the emulator: a matching xmodel and overlay files written into ``folder``."""
+    from yolov5_dpu_ros.backends.dpu import DpuBackend
+
+    folder.mkdir(parents=True, exist_ok=True)
+    xmodel = dpu.write_xmodel(folder / "model.xmodel")
+    return DpuBackend(xmodel, meta or dpu.meta, bit=overlay_files(folder / "overlay"), runtime=dpu)
+
+
+class _EmulatedSubgraph:
+    """An xir.Subgraph as pynq-dpu uses it: attributes and the root's children."""
+
+    def __init__(self, attrs: dict, children: Sequence[_EmulatedSubgraph] = ()) -> None:
+        self._attrs, self._children = attrs, list(children)
+        self.is_leaf = not children
+
+    def has_attr(self, key: str) -> bool:
+        return key in self._attrs
+
+    def get_attr(self, key: str):
+        return self._attrs[key]
+
+    def toposort_child_subgraph(self) -> list:
+        return self._children
+
+
+class _EmulatedGraph:
+    def __init__(self, path: str) -> None:
+        info = read_xmodel(path)
+        self._root = _EmulatedSubgraph({}, [_EmulatedSubgraph({"device": c.device}) for c in info.children])
+
+    def get_root_subgraph(self) -> _EmulatedSubgraph:
+        return self._root
+
+
+def emulated_platform(dpu: EmulatedDpu) -> dict[str, types.ModuleType]:
+    """``pynq``, ``vart`` and ``xir`` modules for pynq-dpu's real dpu.py, backed by ``dpu``.
+
+    ``pynq.Overlay`` records the bitstream and calls ``download()`` as PYNQ's does; ``xir`` reads the
+    graph with the package's xmodel reader; ``vart.Runner.create_runner`` hands out emulated runners.
+    """
+
+    class Overlay:
+        def __init__(self, bitfile_name, dtbo=None, download=True, ignore_version=False, device=None):
+            self.bitfile_name = str(bitfile_name)
+            dpu.overlays.append(self.bitfile_name)
+            if download:
+                self.download()
+
+        def download(self):
+            pass
+
+    def create_runner(subgraph, mode):
+        assert subgraph.get_attr("device") == "DPU" and mode == "run"
+        return dpu.create_runner()
+
+    pynq = types.ModuleType("pynq")
+    pynq.Overlay = Overlay
+    pynq.__version__ = "3.0.1"
+    vart = types.ModuleType("vart")
+    vart.Runner = types.SimpleNamespace(create_runner=create_runner)
+    xir = types.ModuleType("xir")
+    xir.Graph = types.SimpleNamespace(deserialize=_EmulatedGraph)
+    return {"pynq": pynq, "vart": vart, "xir": xir}

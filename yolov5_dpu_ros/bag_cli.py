@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 
 from .bag_io import DETECTIONS, DIAGNOSTICS, BagError, BagReader, DetectionBagWriter, output_topic, typestore
-from .cli import CliError, add_model_arguments, build_detector
+from .cli_common import STAGES, CliError, add_model_arguments, build_detector, summary
 from .conversions import detection_fields
-from .detect_cli import STAGES, summary
 from .detections import Detections
 from .draw import VideoSink, draw_detections, to_bgr
 from .metrics import greedy_match

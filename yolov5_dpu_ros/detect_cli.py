@@ -11,16 +11,13 @@ from pathlib import Path
 from typing import TextIO
 
 import cv2
-import numpy as np
 
-from .cli import CliError, add_model_arguments, build_detector
+from .cli_common import CliError, add_model_arguments, build_detector, summary
 from .detections import Detections
 from .detector import Detector, StageTimings
 from .draw import VideoSink, draw_detections
 from .progress import Progress
 from .sources import Frame, Source, iter_frames, resolve_source
-
-STAGES = ("preprocess", "inference", "postprocess")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -77,20 +74,6 @@ class _Annotator:
         if self._video is not None:
             self._video.close()
         self._video, self._video_source = None, None
-
-
-def summary(frames: int, skipped: int, wall_s: float, timings: list[StageTimings], classes: Counter,
-            names) -> str:
-    """The closing summary: frames, fps, median per-stage ms, detections per class."""
-    lines = [f"frames: {frames} processed, {skipped} unreadable (skipped); "
-             f"{frames / max(wall_s, 1e-9):.1f} fps over {wall_s:.2f} s"]
-    if timings:
-        med = {k: float(np.median([getattr(t, f"{k}_ms") for t in timings])) for k in STAGES}
-        lines.append("median ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
-                     + f", total {sum(med.values()):.2f}")
-    per_class = ", ".join(f"{names[c]} {n}" for c, n in sorted(classes.items())) or "none"
-    lines.append(f"detections: {sum(classes.values())} ({per_class})")
-    return "\n".join(lines)
 
 
 def _process(detector: Detector, sources: list[Source], out: TextIO, annotator: _Annotator | None,

@@ -50,11 +50,10 @@ class Detector:
 
     @classmethod
     def from_files(cls, backend: str, model_path: str | Path, meta_path: str | Path,
-                   config: PostprocessConfig | None = None, threads: int = 0,
-                   bit: str | Path | None = None) -> Detector:
-        """Load metadata and model and build a Detector."""
+                   config: PostprocessConfig | None = None, **backend_options: Any) -> Detector:
+        """Load metadata and model and build a Detector (``backend_options`` go to ``make_backend``)."""
         meta = load_meta(meta_path)
-        return cls(make_backend(backend, meta, model_path, threads=threads, bit=bit), meta, config)
+        return cls(make_backend(backend, meta, model_path, **backend_options), meta, config)
 
     def worker(self) -> Detector:
         """A Detector for another thread: same model and config, its own runner and buffers."""

@@ -11,6 +11,7 @@ One YAML file sits beside the model (xmodel or ONNX)::
     names: [person, bicycle, ...]   # or {0: person, 1: bicycle, ...}
     input_fix_point: 6              # int8 input = round(pixel / 255 * 2**input_fix_point)
     output_fix_points: [3, 3, 4]    # optional, one per stride: float = int8 * 2**-fix_point
+    activation: relu                # optional, recorded by model_prep: relu or leakyrelu (slope 26/256)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import yaml
 
 FIX_POINT_RANGE = range(-16, 17)
+ACTIVATIONS = ("relu", "leakyrelu")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ModelMeta:
     names: tuple[str, ...]
     input_fix_point: int
     output_fix_points: tuple[int, ...] | None = None
+    activation: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -81,6 +84,8 @@ class ModelMeta:
         }
         if self.output_fix_points is not None:
             d["output_fix_points"] = list(self.output_fix_points)
+        if self.activation is not None:
+            d["activation"] = self.activation
         return d
 
 
@@ -163,6 +168,9 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
         errors.append(f"{len(anchors)} anchor rows for {len(strides)} strides: give one row per stride")
     if strides is not None and out_fps is not None and len(out_fps) != len(strides):
         errors.append(f"{len(out_fps)} output_fix_points for {len(strides)} strides: give one per stride")
+    activation = d.get("activation")
+    if activation is not None and activation not in ACTIVATIONS:
+        errors.append(f"'activation' must be one of {list(ACTIVATIONS)}, got {activation!r}")
     nc = d.get("nc")
     if nc is not None and names is not None and nc != len(names):
         errors.append(f"'nc' is {nc} but 'names' lists {len(names)} classes")
@@ -175,6 +183,7 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
         names=names,
         input_fix_point=in_fp,
         output_fix_points=None if out_fps is None else tuple(out_fps),
+        activation=activation,
     )
 
 

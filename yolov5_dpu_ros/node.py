@@ -82,8 +82,10 @@ class DetectorNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             config = params.read(self)
+            options = {"bit": config.bit or None, "fingerprint": config.dpu_fingerprint,
+                       "allow_other_compiler": config.allow_other_compiler} if config.backend == "dpu" else {}
             first = Detector.from_files(config.backend, config.model, config.model_meta, config.selection,
-                                        bit=config.bit or None)
+                                        **options)
             detectors = [first] + [first.worker() for _ in range(config.workers - 1)]
         except ValueError as e:
             self.get_logger().error(f"cannot configure: {e}")

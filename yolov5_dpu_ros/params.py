@@ -8,8 +8,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 
 from .backends import BACKENDS
-from .cli import DEMO_META, DEMO_ONNX
 from .conversions import CLASS_ID_FORMATS
+from .demo_model import DEMO_META, DEMO_ONNX
+from .dpu_verdict import parse_fingerprint
 from .postprocess import PostprocessConfig
 
 RELIABILITY = ("best_effort", "reliable")
@@ -20,6 +21,10 @@ PARAMETERS = {
     "backend": ("onnx", f"inference backend: {' | '.join(BACKENDS)}", None, False),
     "xmodel": ("", "dpu: compiled xmodel (Vitis AI 2.5, KV260)", None, False),
     "bit": ("", "dpu: overlay .bit with .hwh and .xclbin beside it; empty = the one inside pynq_dpu", None, False),
+    "dpu_fingerprint": ("", "dpu: the overlay DPU's fingerprint, hex; empty = pynq-dpu 2.5.1's KV260 overlay "
+                        "(0x101000016010407)", None, False),
+    "allow_other_compiler": (False, "dpu: run a model of another Vitis AI whose fingerprint matches the overlay "
+                             "(reported both to work and to kill the process on VART 2.5)", None, False),
     "model_meta": ("", "metadata YAML of the model (sizes, strides, anchors, names); empty = the demo model's",
                    None, False),
     "onnx_model": ("", "onnx: raw-head YOLOv5 ONNX; empty = the demo model", None, False),
@@ -53,6 +58,8 @@ class NodeConfig:
     backend: str
     model: str
     bit: str
+    dpu_fingerprint: int
+    allow_other_compiler: bool
     model_meta: str
     workers: int
     class_id_format: str
@@ -106,7 +113,12 @@ def read(node: Node) -> NodeConfig:
         raise ValueError("parameters xmodel and model_meta: give both for backend dpu (the compiled model and the "
                          "metadata written by model_prep)")
     model = v["xmodel"] if v["backend"] == "dpu" else v["onnx_model"] or str(DEMO_ONNX)
-    return NodeConfig(v["backend"], model, v["bit"], v["model_meta"] or str(DEMO_META), int(v["workers"]),
+    try:
+        fingerprint = parse_fingerprint(v["dpu_fingerprint"])
+    except ValueError as e:
+        raise ValueError(f"parameter dpu_fingerprint: {e}") from e
+    return NodeConfig(v["backend"], model, v["bit"], fingerprint, bool(v["allow_other_compiler"]),
+                      v["model_meta"] or str(DEMO_META), int(v["workers"]),
                       v["class_id_format"],
                       bool(v["publish_debug_image"]), v["input_reliability"], topics, bool(v["compressed"]),
                       selection(v))

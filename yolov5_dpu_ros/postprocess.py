@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import validate
 from .detections import Detections
 from .model_meta import ModelMeta, match_heads
 from .preprocess import Letterbox
@@ -31,15 +32,18 @@ class PostprocessConfig:
     max_candidates: int = 30000
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.conf_threshold < 1.0:
-            raise ValueError(f"conf_threshold must be in (0, 1), got {self.conf_threshold}")
-        if not 0.0 < self.iou_threshold <= 1.0:
-            raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
-        if self.max_detections < 1 or self.max_candidates < 1:
-            raise ValueError(f"max_detections and max_candidates must be >= 1, got "
-                             f"{self.max_detections} and {self.max_candidates}")
-        if self.classes is not None and any(c < 0 for c in self.classes):
-            raise ValueError(f"classes must be non-negative class indices, got {list(self.classes)}")
+        set_ = object.__setattr__  # frozen: store the checked, plain-Python values
+        set_(self, "conf_threshold", validate.real(self.conf_threshold, "conf_threshold", 0.0, 1.0, True, True))
+        set_(self, "iou_threshold", validate.real(self.iou_threshold, "iou_threshold", 0.0, 1.0, open_low=True))
+        set_(self, "max_detections", validate.integer(self.max_detections, "max_detections", 1))
+        set_(self, "max_candidates", validate.integer(self.max_candidates, "max_candidates", 1))
+        if not isinstance(self.agnostic, (bool, np.bool_)):
+            raise ValueError(f"agnostic must be true or false, got {self.agnostic!r}")
+        set_(self, "agnostic", bool(self.agnostic))
+        if self.classes is not None:
+            if isinstance(self.classes, (str, bytes)) or not hasattr(self.classes, "__iter__"):
+                raise ValueError(f"classes must be a list of class indices, got {self.classes!r}")
+            set_(self, "classes", tuple(validate.integer(c, "classes[]", 0) for c in self.classes))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -13,14 +13,21 @@ __all__ = ["BACKENDS", "Backend", "TensorSpec", "allocate_outputs", "make_backen
 
 
 def make_backend(name: str, meta: ModelMeta, model_path: str | Path, threads: int = 0,
-                 bit: str | Path | None = None) -> Backend:
-    """Create the named backend for one model file (an ONNX for onnx, an xmodel for dpu)."""
+                 bit: str | Path | None = None, fingerprint: int | None = None,
+                 allow_other_compiler: bool = False) -> Backend:
+    """Create the named backend for one model file (an ONNX for onnx, an xmodel for dpu).
+
+    ``bit``, ``fingerprint`` (the overlay's DPU; None = pynq-dpu's stock KV260 overlay) and
+    ``allow_other_compiler`` concern the dpu backend only.
+    """
     if name == "onnx":
         from .onnx import OnnxBackend
 
         return OnnxBackend(model_path, meta, threads=threads)
     if name == "dpu":
+        from ..dpu_verdict import STOCK_FINGERPRINT
         from .dpu import DpuBackend
 
-        return DpuBackend(model_path, meta, bit=bit)
+        return DpuBackend(model_path, meta, bit=bit, fingerprint=fingerprint or STOCK_FINGERPRINT,
+                          allow_other_compiler=allow_other_compiler)
     raise ValueError(f"unknown backend '{name}': use one of {list(BACKENDS)}")

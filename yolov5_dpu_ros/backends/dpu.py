@@ -1,53 +1,150 @@
 """DPU backend: a compiled xmodel on the KV260's DPU through pynq-dpu 2.5.1 (VART 2.5), int8 in and out.
 
-Everything that can be checked without touching the DPU is checked first (files, one DPU subgraph,
-tensor shapes against the metadata, the compiler fingerprint), because a mismatched model does not
-fail politely: pynq-dpu 2.5 kills the Python process on an xmodel from a newer Vitis AI.
-Tensor shapes and fix points come from the runner's tensors, never from constants.
+Everything that can be checked without touching the DPU is checked before PYNQ, VART or xir is
+imported: the xmodel's verdict (one DPU subgraph, Vitis AI 2.5, the overlay's fingerprint), its
+tensors against the metadata, and the traps of pynq-dpu 2.5.1's own code (overlay lookup and xclbin
+naming, the ``.xmodel`` suffix, root for ``/etc/vart.conf``, the PYNQ version). A model the DPU cannot
+run does not fail politely: VART kills the Python process. Shapes and fix points come from the
+runner's tensors, never from constants.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import logging
-from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from ..dpu_verdict import STOCK_FINGERPRINT, judge
 from ..model_meta import ModelMeta, match_heads
+from ..xmodel import XmodelInfo, read_xmodel
 from .base import TensorSpec
 
 LOG = logging.getLogger(__name__)
 
 NEEDS_PYNQ = ("the dpu backend needs PYNQ 3.0 with pynq-dpu 2.5.1 on a KV260 (run as root with the PYNQ "
               "venv: source /etc/profile.d/pynq_venv.sh); use backend onnx on a PC")
-# low 32 bits of the DPUCZDX8G ISA1 B4096 fingerprint written by the Vitis AI 2.5 and 3.0 compilers
-B4096_VAI25 = 0x16010407
-B4096_VAI30 = 0x56010407
-
-
-@dataclass(frozen=True)
-class XmodelInfo:
-    """What the graph says before anything is loaded on the DPU."""
-
-    dpu_subgraphs: int
-    cpu_ops: tuple[str, ...]
-    fingerprint: int | None
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
+NEEDS_ROOT = ("the dpu backend must run as root: pynq-dpu's load_model rewrites /etc/vart.conf and copies the "
+              "overlay's xclbin to /usr/lib (sudo -i, source /etc/profile.d/pynq_venv.sh, then start the node)")
+OVERLAY_PARTS = (".bit", ".hwh")
 
 
 class DpuRuntime(Protocol):
-    """The PYNQ/VART calls the backend makes; the tests put a VART-contract emulator here."""
+    """The PYNQ/VART calls the backend makes once its checks passed; tests put a VART-contract emulator here."""
 
-    def default_bit(self) -> Path: ...
-
-    def inspect(self, xmodel: Path) -> XmodelInfo: ...
-
-    def load(self, xmodel: Path, bit: Path) -> None: ...
+    def load(self, xmodel: Path, bit: Path) -> Any: ...
 
     def create_runner(self) -> Any: ...
+
+
+def pynq_dpu_folder() -> Path | None:
+    """The installed pynq_dpu package's folder, found without importing it (which imports PYNQ and VART)."""
+    spec = importlib.util.find_spec("pynq_dpu")
+    return Path(spec.origin).parent if spec and spec.origin else None
+
+
+def xclbin_pynq_dpu_wants(bit: Path) -> Path:
+    """The xclbin pynq-dpu 2.5.1 copies for an overlay: ``basename.rstrip(".bit") + ".xclbin"``, its own rule."""
+    return bit.parent / (bit.name.rstrip(".bit") + ".xclbin")
+
+
+def resolve_overlay(bit: str | Path | None, package: Path | None) -> Path:
+    """The overlay .bit as pynq-dpu finds it (as given, then inside the pynq_dpu package), with its .hwh and
+    .xclbin checked, and names pynq-dpu would mangle refused."""
+    given = Path(bit) if bit else Path("dpu.bit")
+    if given.suffix != ".bit":
+        raise ValueError(f"overlay '{given}' is not a .bit file: give the overlay's .bit (its .hwh and .xclbin of "
+                         "the same name beside it)")
+    found = given if given.is_file() else package / given if package and (package / given).is_file() else None
+    if found is None:
+        where = f" or in {package}" if package else ""
+        raise ValueError(f"overlay not found: {given} (looked as given{where}); install pynq-dpu 2.5.1 "
+                         "(pip3 install pynq-dpu==2.5.1 in the PYNQ venv) or give the path of a custom overlay")
+    wanted = xclbin_pynq_dpu_wants(found)
+    if wanted.name != found.stem + ".xclbin":
+        raise ValueError(f"overlay name '{found.name}': pynq-dpu 2.5.1 strips the characters '.', 'b', 'i', 't' "
+                         f"from the end of the name and would look for {wanted.name}; rename the .bit, .hwh and "
+                         f".xclbin so the name before .bit ends in another character (e.g. {found.stem}_ov.bit)")
+    missing = [str(found.with_suffix(s)) for s in (*OVERLAY_PARTS, ".xclbin") if not found.with_suffix(s).is_file()]
+    if missing:
+        raise ValueError(f"overlay files missing: {', '.join(missing)} (a DPU overlay needs .bit, .hwh and "
+                         "the .xclbin of the same name in one folder)")
+    return found
+
+
+def check_tensors(info: XmodelInfo, meta: ModelMeta) -> None:
+    """The model's input and heads must be the ones the metadata describes."""
+    expected_in = (1, *meta.input_hw, 3)
+    if len(info.inputs) != 1 or info.inputs[0].shape != expected_in:
+        raise ValueError(f"{info.path}: input tensors {[t.shape for t in info.inputs]}, the metadata expects one "
+                         f"{expected_in} (NHWC): use the metadata written for this model")
+    match_heads([t.shape for t in info.outputs], meta)
+
+
+def warn_pynq_version() -> None:
+    """pynq-dpu 2.5.1 is made for PYNQ 3.0; PYNQ 3.1's XRT 2.17 is reported to break VART 2.5."""
+    try:
+        version = importlib.metadata.version("pynq")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    if not version.startswith("3.0"):
+        LOG.warning("PYNQ %s: pynq-dpu 2.5.1 is made for PYNQ 3.0.x (PYNQ 3.1's XRT 2.17 is reported to break "
+                    "VART 2.5 with a missing xclClose); if loading fails, use the Kria-PYNQ 3.0.1 image", version)
+
+
+def preflight(xmodel: str | Path, meta: ModelMeta, bit: str | Path | None = None,
+              fingerprint: int = STOCK_FINGERPRINT, allow_other_compiler: bool = False) -> tuple[XmodelInfo, Path]:
+    """Every check of the model and the overlay files, before PYNQ is imported; returns the model's facts and
+    the overlay to load. (Root and the PYNQ version are checked by the runtime, before the overlay.)"""
+    xmodel = Path(xmodel)
+    if xmodel.suffix != ".xmodel":
+        raise ValueError(f"{xmodel}: pynq-dpu 2.5.1 loads only files named *.xmodel; rename it or give the "
+                         "compiled .xmodel")
+    info = read_xmodel(xmodel)
+    verdict = judge(info, fingerprint, allow_other_compiler)
+    verdict.check()
+    for note in verdict.notes:
+        LOG.warning(note)
+    check_tensors(info, meta)
+    return info, resolve_overlay(bit, pynq_dpu_folder())
+
+
+def dpu_subgraphs(graph: Any) -> list:
+    """The child subgraphs of an xir graph that run on the DPU."""
+    children = graph.get_root_subgraph().toposort_child_subgraph()
+    return [s for s in children if s.has_attr("device") and s.get_attr("device").upper() == "DPU"]
+
+
+class PynqDpuRuntime:
+    """pynq_dpu's DpuOverlay and VART runners (imported only after every check passed)."""
+
+    def __init__(self) -> None:
+        if pynq_dpu_folder() is None:
+            raise ValueError(NEEDS_PYNQ)
+        if os.geteuid() != 0:
+            raise ValueError(NEEDS_ROOT)
+        warn_pynq_version()
+        try:
+            import pynq_dpu
+            import vart
+        except ImportError as e:
+            raise ValueError(f"{NEEDS_PYNQ} ({e})") from e
+        self._pynq_dpu, self._vart = pynq_dpu, vart
+        self._subgraph = None
+
+    def load(self, xmodel: Path, bit: Path) -> Any:
+        """Download the overlay and load the model; pynq-dpu's own runner serves the first worker."""
+        overlay = self._pynq_dpu.DpuOverlay(str(bit))
+        overlay.load_model(str(xmodel))
+        self._subgraph = dpu_subgraphs(overlay.graph)[0]
+        return overlay.runner
+
+    def create_runner(self) -> Any:
+        return self._vart.Runner.create_runner(self._subgraph, "run")
 
 
 def _spec(tensor: Any) -> TensorSpec:
@@ -57,107 +154,18 @@ def _spec(tensor: Any) -> TensorSpec:
                       str(tensor.dtype))
 
 
-def dpu_subgraphs(graph: Any) -> list:
-    """The child subgraphs of an xir graph that run on the DPU."""
-    children = graph.get_root_subgraph().toposort_child_subgraph()
-    return [s for s in children if s.has_attr("device") and s.get_attr("device").upper() == "DPU"]
-
-
-def inspect_xmodel(xir: Any, xmodel: Path) -> XmodelInfo:
-    """Read an xmodel's graph with xir (no DPU involved): DPU subgraphs, CPU ops, fingerprint, tensors."""
-    graph = xir.Graph.deserialize(str(xmodel))
-    dpu = dpu_subgraphs(graph)
-    children = graph.get_root_subgraph().toposort_child_subgraph()
-    cpu_ops = tuple(sorted({op.get_type() for s in children if s not in dpu for op in s.get_ops()}
-                           - {"data", "data-fix", "const", "const-fix", "upload", "download"}))
-    fingerprint = int(dpu[0].get_attr("dpu_fingerprint")) if dpu and dpu[0].has_attr("dpu_fingerprint") else None
-    if len(dpu) != 1:
-        return XmodelInfo(len(dpu), cpu_ops, fingerprint, (), ())
-    return XmodelInfo(1, cpu_ops, fingerprint, tuple(_spec(t) for t in dpu[0].get_input_tensors()),
-                      tuple(_spec(t) for t in dpu[0].get_output_tensors()))
-
-
-class PynqDpuRuntime:
-    """pynq_dpu's DpuOverlay and VART runners (imported only when the dpu backend is asked for)."""
-
-    def __init__(self) -> None:
-        try:
-            import pynq_dpu
-            import vart
-            import xir
-        except ImportError as e:
-            raise ValueError(f"{NEEDS_PYNQ} ({e})") from e
-        self._pynq_dpu, self._vart, self._xir = pynq_dpu, vart, xir
-        self._overlay = None
-        self._subgraph = None
-
-    def default_bit(self) -> Path:
-        return Path(self._pynq_dpu.__file__).resolve().parent / "dpu.bit"
-
-    def inspect(self, xmodel: Path) -> XmodelInfo:
-        return inspect_xmodel(self._xir, xmodel)
-
-    def load(self, xmodel: Path, bit: Path) -> None:
-        self._overlay = self._pynq_dpu.DpuOverlay(str(bit))
-        self._overlay.load_model(str(xmodel))
-        self._subgraph = dpu_subgraphs(self._overlay.graph)[0]
-
-    def create_runner(self) -> Any:
-        return self._vart.Runner.create_runner(self._subgraph, "run")
-
-
-def check_overlay_files(bit: Path) -> None:
-    """The overlay's .bit, .hwh and .xclbin must share name and folder."""
-    missing = [str(bit.with_suffix(s)) for s in (".bit", ".hwh", ".xclbin") if not bit.with_suffix(s).is_file()]
-    if missing:
-        raise ValueError(f"overlay files missing: {', '.join(missing)} (a DPU overlay needs .bit, .hwh and "
-                         "the .xclbin of the same name in one folder)")
-
-
-def preflight(xmodel: Path, meta: ModelMeta, info: XmodelInfo) -> None:
-    """Refuse, with the fix, every model the DPU would fail on or that does not match its metadata."""
-    if info.dpu_subgraphs == 0:
-        hint = (" This looks like the quantizer's _int.xmodel: compile it with vai_c_xir first"
-                if xmodel.name.endswith("_int.xmodel") else " Compile it with vai_c_xir for the KV260 DPU")
-        raise ValueError(f"{xmodel}: no DPU subgraph.{hint} (see model_prep/README.md).")
-    if info.dpu_subgraphs > 1:
-        raise ValueError(
-            f"{xmodel}: {info.dpu_subgraphs} DPU subgraphs, pynq-dpu runs exactly one. Operators the DPU "
-            f"cannot run split the graph: {', '.join(info.cpu_ops) or 'unknown'}. Use ReLU activations, keep "
-            "decode out of the model (Detect returns raw heads) and re-quantize (model_prep/README.md)."
-        )
-    if info.fingerprint is not None and info.fingerprint & 0xFFFFFFFF == B4096_VAI30:
-        raise ValueError(
-            f"{xmodel}: compiled by Vitis AI 3.x (fingerprint {info.fingerprint:#x}); pynq-dpu 2.5.1 runs only "
-            "Vitis AI 2.5 models and would kill this process. Recompile with the Vitis AI 2.5 docker."
-        )
-    if info.fingerprint is not None and info.fingerprint & 0xFFFFFFFF != B4096_VAI25:
-        LOG.warning("%s: fingerprint %#x is not a Vitis AI 2.5 DPUCZDX8G B4096 build; it runs only on an "
-                    "overlay built for the same DPU and Vitis AI 2.5", xmodel, info.fingerprint)
-    expected_in = (1, *meta.input_hw, 3)
-    if len(info.inputs) != 1 or info.inputs[0].shape != expected_in:
-        raise ValueError(f"{xmodel}: input tensors {[t.shape for t in info.inputs]}, the metadata expects one "
-                         f"{expected_in} (NHWC): use the metadata written for this model")
-    match_heads([t.shape for t in info.outputs], meta)
-
-
 class DpuBackend:
     """An xmodel on the DPU; ``worker()`` adds a runner on the same loaded model for another thread."""
 
     name = "dpu"
 
     def __init__(self, xmodel: str | Path, meta: ModelMeta, bit: str | Path | None = None,
+                 fingerprint: int = STOCK_FINGERPRINT, allow_other_compiler: bool = False,
                  runtime: DpuRuntime | None = None) -> None:
+        _, overlay = preflight(xmodel, meta, bit, fingerprint, allow_other_compiler)
         runtime = runtime or PynqDpuRuntime()
-        xmodel = Path(xmodel)
-        if not xmodel.is_file():
-            raise ValueError(f"xmodel not found: {xmodel} (compile one with model_prep, see model_prep/README.md)")
-        bit = Path(bit) if bit else runtime.default_bit()
-        check_overlay_files(bit)
-        preflight(xmodel, meta, runtime.inspect(xmodel))
-        runtime.load(xmodel, bit)
         self._runtime, self._meta = runtime, meta
-        self._attach(runtime.create_runner())
+        self._attach(runtime.load(Path(xmodel), overlay))
 
     def _attach(self, runner: Any) -> None:
         inputs = [_spec(t) for t in runner.get_input_tensors()]

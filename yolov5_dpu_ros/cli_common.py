@@ -1,0 +1,111 @@
+"""What the ``yolov5-dpu`` commands share: their error type, model options, the detector, output checks,
+the closing summary. Lives below the commands so none of them imports another."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .backends import BACKENDS
+from .demo_model import DEMO_META, DEMO_ONNX
+from .detector import Detector, StageTimings
+from .dpu_verdict import parse_fingerprint
+from .postprocess import PostprocessConfig
+
+STAGES = ("preprocess", "inference", "postprocess")
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model and selection options shared by the commands that run the detector."""
+    g = parser.add_argument_group("model")
+    g.add_argument("--backend", choices=BACKENDS, default="onnx", help="inference backend (default: onnx)")
+    g.add_argument("--model", type=Path, default=DEMO_ONNX,
+                   help="model file: raw-head ONNX for onnx, xmodel for dpu (default: the demo model)")
+    g.add_argument("--model-meta", type=Path, default=DEMO_META,
+                   help="metadata YAML beside the model (default: the demo model's)")
+    g.add_argument("--bit", type=Path, help="dpu: overlay .bit (.hwh and .xclbin beside it; default: pynq_dpu's)")
+    g.add_argument("--dpu-fingerprint", default="",
+                   help="dpu: the overlay DPU's fingerprint (default: pynq-dpu 2.5.1's KV260 overlay)")
+    g.add_argument("--allow-other-compiler", action="store_true",
+                   help="dpu: run a model of another Vitis AI whose fingerprint matches (risky, see README)")
+    g.add_argument("--threads", type=int, default=0, help="backend CPU threads, 0 = library default")
+    s = parser.add_argument_group("selection")
+    s.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
+    s.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
+    s.add_argument("--max-det", type=int, default=300, help="most detections per frame (default 300)")
+    s.add_argument("--classes", type=int, nargs="+", help="keep only these class indices")
+    s.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
+
+
+def build_detector(args: argparse.Namespace) -> Detector:
+    """The Detector the model options describe; every problem becomes a CliError."""
+    try:
+        config = PostprocessConfig(args.conf, args.iou, args.max_det,
+                                   None if args.classes is None else tuple(args.classes), args.agnostic)
+        if args.threads < 0:
+            raise ValueError(f"--threads must be 0 (library default) or more, got {args.threads}")
+        options = {"threads": args.threads}
+        if args.backend == "dpu":
+            options |= {"bit": args.bit, "fingerprint": parse_fingerprint(args.dpu_fingerprint),
+                        "allow_other_compiler": args.allow_other_compiler}
+        return Detector.from_files(args.backend, args.model, args.model_meta, config, **options)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """An output file can be written: its folder exists and it is not a folder itself."""
+    if path.is_dir():
+        raise CliError(f"{flag} {path} is a folder: give a file name")
+    if not path.parent.is_dir():
+        raise CliError(f"{flag} {path}: folder {path.parent} does not exist; create it first (mkdir -p {path.parent})")
+
+
+def check_output_folder(path: Path, flag: str, new: bool = False) -> None:
+    """An output folder can be made: no file of that name (and, with ``new``, nothing of that name at all)."""
+    if new and path.exists():
+        raise CliError(f"{flag} {path} exists: give a new name or remove it first")
+    if path.exists() and not path.is_dir():
+        raise CliError(f"{flag} {path} is a file: give a folder name")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise CliError(f"{flag} {path}: folder {parent} does not exist; create it first (mkdir -p {parent})")
+
+
+@contextmanager
+def removed_on_failure(*paths: Path) -> Iterator[None]:
+    """Remove outputs that did not exist before if the block fails, so the same command can run again."""
+    fresh = [p for p in paths if p is not None and not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for p in fresh:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+        raise
+
+
+def summary(frames: int, skipped: int, wall_s: float, timings: list[StageTimings], classes: Counter,
+            names) -> str:
+    """The closing summary: frames, fps, median per-stage ms, detections per class."""
+    lines = [f"frames: {frames} processed, {skipped} unreadable (skipped); "
+             f"{frames / max(wall_s, 1e-9):.1f} fps over {wall_s:.2f} s"]
+    if timings:
+        med = {k: float(np.median([getattr(t, f"{k}_ms") for t in timings])) for k in STAGES}
+        lines.append("median ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
+                     + f", total {sum(med.values()):.2f}")
+    per_class = ", ".join(f"{names[c]} {n}" for c, n in sorted(classes.items())) or "none"
+    lines.append(f"detections: {sum(classes.values())} ({per_class})")
+    return "\n".join(lines)
