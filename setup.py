@@ -22,7 +22,8 @@ setup(
                       "setuptools"],
     extras_require={
         "bag": ["rosbags>=0.9.20"],
-        "test": ["pytest", "ruff"],
+        "plot": ["matplotlib>=3.5"],
+        "test": ["pytest", "ruff", "hypothesis"],
     },
     zip_safe=True,
     maintainer="yolov5_dpu_ros developers",

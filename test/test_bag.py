@@ -90,7 +90,67 @@ def test_compare_a_run_with_itself_agrees_fully(tmp_path, capsys):
     import cv2
 
     plot = cv2.imread(str(tmp_path / "cmp.png"))
-    assert plot is not None and plot.shape == (560, 960, 3) and (plot < 250).any()
+    assert plot is not None and plot.shape == (750, 1100, 3) and (plot < 250).any()
+
+
+def test_compare_plot_has_axes_legend_and_marks_missing_frames(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["bag", str(DEMO_BAG), "--out", str(a), "--no-progress"]) == 0
+    frames = list(moving_shapes(4, 20))
+    write_bag(tmp_path / "short", frames[:12])
+    assert main(["bag", str(tmp_path / "short"), "--out", str(b), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b), "--plot", str(tmp_path / "cmp.svg")]) == 0
+    svg = (tmp_path / "cmp.svg").read_text()
+    for label in ("time from the first header stamp (s)", "detections per frame", "A a: detections",
+                  "B b: detections", "B b: frame missing (8)", "preprocess (ms)", "inference (ms)",
+                  "postprocess (ms)", "median"):
+        assert label in svg, label
+
+
+@pytest.mark.parametrize("plot,message", [("cmp.xyz", "no writer for '.xyz'"), ("nope/cmp.png", "does not exist")])
+def test_compare_refuses_a_plot_it_cannot_write_before_reading(tmp_path, capsys, plot, message):
+    pytest.importorskip("matplotlib")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--plot", str(tmp_path / plot)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_compare_plot_without_matplotlib_says_how_to_install(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    assert main(["compare", str(DEMO_BAG), str(DEMO_BAG), "--plot", str(tmp_path / "c.png")]) == 2
+    assert "pip install 'yolov5_dpu_ros[plot]'" in capsys.readouterr().err
+
+
+def test_a_failing_run_leaves_no_output_and_can_run_again(tmp_path, capsys):
+    out = tmp_path / "out"
+    bad_meta = tmp_path / "bad.yaml"
+    bad_meta.write_text("input_size: [320, 320]\n")
+    assert main(["bag", str(DEMO_BAG), "--out", str(out), "--model-meta", str(bad_meta), "--no-progress",
+                 "--annotate", str(tmp_path / "videos")]) == 2
+    assert "missing keys" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "videos").exists()
+    assert main(["bag", str(DEMO_BAG), "--out", str(out), "--no-progress"]) == 0
+
+
+def test_a_run_interrupted_midway_removes_its_partial_output(tmp_path, monkeypatch):
+    from yolov5_dpu_ros import bag_cli
+
+    calls = []
+
+    def failing_fields(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return []
+
+    monkeypatch.setattr(bag_cli, "detection_fields", failing_fields)
+    out = tmp_path / "out"
+    assert main(["bag", str(DEMO_BAG), "--out", str(out), "--no-progress"]) == 130
+    assert not out.exists()
 
 
 def test_compare_sees_a_different_model_run(tmp_path, capsys):

@@ -79,3 +79,53 @@ def test_bad_model_or_settings_exit_nonzero(tmp_path, model_args, capsys):
     assert "conf_threshold must be in (0, 1)" in capsys.readouterr().err
     assert main(["detect", str(img), "--model-meta", str(tmp_path / "nope.yaml")]) == 2
     assert "model metadata file not found" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def one_image(tmp_path):
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.zeros((8, 8, 3), np.uint8))
+    return img
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--jsonl", "{tmp}/missing/out.jsonl"], "folder .*missing does not exist; create it first"),
+    (["--jsonl", "{tmp}"], "is a folder: give a file name"),
+    (["--annotate", "{tmp}/a.png"], "is a file: give a folder name"),
+    (["--max-det", "0"], "max_detections must be in \\[1, inf\\]"),
+    (["--conf", "nan"], "conf_threshold must be a finite number"),
+    (["--iou", "inf"], "iou_threshold must be a finite number"),
+    (["--threads", "-1"], "--threads must be 0"),
+    (["--classes", "-2"], "classes\\[\\] must be in"),
+    (["--backend", "dpu", "--model", "{tmp}/a.png"], "only files named \\*.xmodel"),
+    (["--backend", "dpu", "--dpu-fingerprint", "B4096"], "fingerprint 'B4096' is not a number"),
+])
+def test_every_bad_option_exits_2_with_one_line_and_writes_nothing(tmp_path, one_image, capsys, args, message):
+    import re
+
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main(["detect", str(one_image), "--no-progress", *[a.format(tmp=tmp_path) for a in args]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and re.search(message, err[0]), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_bad_metadata_files_exit_2_with_one_line(tmp_path, one_image, capsys):
+    for content in (b"\xff\xfe\x00\x80 binary", b"names: {0: a, '1': b}\n", b"anchors: [[.inf, 1]]\n"):
+        meta = tmp_path / "m.yaml"
+        meta.write_bytes(content)
+        assert main(["detect", str(one_image), "--model-meta", str(meta)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "m.yaml: " in err[0] and "Traceback" not in err[0]
+
+
+def test_a_truncated_jpeg_in_a_folder_is_counted_unreadable(tmp_path, model_args, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    data = cv2.imencode(".jpg", random_bgr(np.random.default_rng(2), 240, 320))[1].tobytes()
+    (folder / "whole.jpg").write_bytes(data)
+    (folder / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])  # cv2.imread would fill the rest with grey
+    assert main(["detect", str(folder), "--no-progress", *model_args]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["source"].rsplit("/", 1)[1] for line in captured.out.splitlines()] == ["whole.jpg"]
+    assert "1 processed, 1 unreadable" in captured.err and "no end-of-image marker" in captured.err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from yolov5_dpu_ros.model_meta import load_meta, match_heads, meta_from_dict, save_meta
 
@@ -53,7 +55,7 @@ def test_missing_keys_and_files(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         load_meta(tmp_path / "nope.yaml")
     (tmp_path / "bad.yaml").write_text("a: [")
-    with pytest.raises(ValueError, match="not valid YAML"):
+    with pytest.raises(ValueError, match=r"not a metadata YAML file \(ParserError"):
         load_meta(tmp_path / "bad.yaml")
 
 
@@ -64,3 +66,71 @@ def test_heads_matched_by_shape_in_any_order():
         match_heads([(1, 20, 20, 21), (1, 80, 80, 21)], meta)
     with pytest.raises(ValueError, match=r"5 \+ 2 classes"):
         match_heads([(1, 20, 20, 255), (1, 80, 80, 21), (1, 40, 40, 21)], meta)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"anchors": [[10, float("inf"), 16, 30, 33, 23]] + GOOD["anchors"][1:]}, "anchors row 0 .*finite"),
+    ({"anchors": [[10, True, 16, 30, 33, 23]] + GOOD["anchors"][1:]}, "anchors row 0"),
+    ({"names": {0: "a", "1": "b"}}, "integer keys"),
+    ({"names": {0: "a", 2: "b"}}, "without gaps"),
+    ({"names": ["a", None]}, "class names"),
+    ({"names": "abc"}, "names"),
+    ({"input_size": [10**9, 640]}, "each 1..8192"),
+    ({"input_size": [640.0, 640]}, "input_size"),
+    ({"strides": [8, 16, 32.5]}, "strides"),
+    ({"input_fix_point": 6.5}, "input_fix_point"),
+    ({"output_fix_points": [3, float("nan"), 4]}, "output_fix_points"),
+    ({"activation": "silu"}, "activation"),
+])
+def test_malformed_values_are_named(change, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        meta_from_dict({**GOOD, **change})
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00binary\x80", bytes(range(256)) * 4, b"input_size: [640, 640\n",
+                                     b"- just\n- a list\n", b"", b"\xef\xbb\xbfnames: \xe9t\xe9\n"])
+def test_files_that_are_not_metadata(tmp_path, content):
+    path = tmp_path / "meta.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="meta.yaml: ") as e:
+        load_meta(path)
+    assert type(e.value) is ValueError
+
+
+def test_save_is_whole_or_nothing(tmp_path):
+    path = tmp_path / "m.yaml"
+    save_meta(meta_from_dict(GOOD), path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.yaml"]
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.integers(-2, 5) | st.text(max_size=3),
+                                                                      children, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(GOOD) + ["nc", "activation"]), _VALUES, max_size=4))
+def test_any_values_give_metadata_or_one_named_error(changes):
+    """Property: whatever a YAML file holds in any field, the loader returns metadata or raises one
+    ValueError naming the source; never a TypeError or any other exception."""
+    try:
+        meta = meta_from_dict({**GOOD, **changes}, "m.yaml")
+    except ValueError as e:
+        assert str(e).startswith("m.yaml: ")
+        return
+    assert meta.channels_per_head == meta.num_anchors * (5 + meta.num_classes)
+    assert meta_from_dict(meta.to_dict()) == meta
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=400))
+def test_any_file_bytes_give_metadata_or_one_named_error(tmp_path_factory, data):
+    """Property: any file content loads or raises one ValueError naming the file."""
+    path = tmp_path_factory.mktemp("m") / "any.yaml"
+    path.write_bytes(data)
+    try:
+        load_meta(path)
+    except ValueError as e:
+        assert "any.yaml" in str(e)

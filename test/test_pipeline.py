@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from vart_emulator import EmulatedDpu, emulated_backend
 
 from demo.shapes import make_sample
@@ -64,7 +66,7 @@ def test_bad_frames_are_counted_and_do_not_stop_the_workers(workers):
     pipe = DetectionPipeline(workers(2), on_result)
     pipe.submit(np.zeros((0, 5, 3), np.uint8), tag="empty")
     pipe.wait_idle(5)
-    pipe.submit(FRAMES[0], encoding="yuv422", tag="encoding")
+    pipe.submit(FRAMES[0], encoding="nv12", tag="encoding")
     pipe.wait_idle(5)
     pipe.submit(FRAMES[1], tag="good")
     pipe.wait_idle(5)
@@ -97,3 +99,102 @@ def test_new_config_reaches_every_worker(workers):
     pipe.set_config(PostprocessConfig(conf_threshold=0.99))
     assert all(d.config.conf_threshold == 0.99 for d in pipe.detectors)
     pipe.close()
+
+
+@pytest.fixture(scope="module")
+def onnx_workers():
+    """Three Detectors on the demo model with the onnx backend (the pipeline's own accounting is under test)."""
+    from yolov5_dpu_ros.backends.onnx import OnnxBackend
+
+    meta = load_meta(DEMO_META)
+    first = Detector(OnnxBackend(DEMO_ONNX, meta, threads=1), meta)
+    return [first, first.worker(), first.worker()]
+
+
+class _Closing:
+    """A Detector wrapper for one pipeline: the module's detectors outlive each pipeline's close()."""
+
+    def __init__(self, detector):
+        self.detector, self.config = detector, detector.config
+
+    def detect(self, image, encoding):
+        return self.detector.detect(image, encoding)
+
+    def close(self):
+        pass
+
+
+def test_a_failing_consumer_is_counted_and_the_pipeline_goes_on(onnx_workers, caplog):
+    delivered = []
+
+    def on_result(r):
+        delivered.append(r.seq)
+        if r.tag % 3 == 0:
+            raise RuntimeError("publisher's context is invalid")  # as a publish during ROS shutdown
+
+    pipe = DetectionPipeline([_Closing(d) for d in onnx_workers[:2]], on_result)
+    for i in range(9):
+        pipe.submit(FRAMES[i % len(FRAMES)], tag=i)
+        assert pipe.wait_idle(10)
+    pipe.close()
+    assert delivered == list(range(9)) and pipe.counts.callback_errors == 3 and pipe.counts.processed == 9
+    assert "on_result raised" in caplog.text
+
+
+def test_a_backend_fault_mid_run_is_a_failed_frame(onnx_workers, monkeypatch):
+    results, on_result = _collect()
+    worker = _Closing(onnx_workers[0])
+    pipe = DetectionPipeline([worker], on_result)
+    pipe.submit(FRAMES[0], tag=0)
+    assert pipe.wait_idle(10)
+    monkeypatch.setattr(worker.detector.backend, "run", lambda *a: (_ for _ in ()).throw(OSError("DMA timeout")))
+    pipe.submit(FRAMES[1], tag=1)
+    assert pipe.wait_idle(10)
+    monkeypatch.undo()
+    pipe.submit(FRAMES[2], tag=2)
+    assert pipe.wait_idle(10)
+    pipe.close()
+    assert [r.tag for r in results] == [0, 1, 2] and "OSError: DMA timeout" in results[1].error
+    assert (pipe.counts.processed, pipe.counts.failed) == (2, 1)
+
+
+_JOBS = st.lists(st.tuples(st.sampled_from(["front", "rear", "top"]), st.sampled_from(["good", "empty", "odd"]),
+                           st.booleans(), st.sampled_from([0.0, 0.0, 0.002])), min_size=1, max_size=14)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(jobs=_JOBS, n_workers=st.integers(1, 3))
+def test_every_frame_is_accounted_for_in_order_and_close_returns(onnx_workers, jobs, n_workers):
+    """Property: whatever frames, failures and consumer errors come, submitted = processed + failed + dropped;
+    each result is delivered once, in submission order (so in order per source); failing consumers are
+    counted; wait_idle and close return."""
+    images = {"good": FRAMES[0], "empty": np.zeros((0, 4, 3), np.uint8), "odd": np.zeros((4, 4, 5), np.uint8)}
+    delivered = []
+    raising = {i for i, (_, _, raises, _) in enumerate(jobs) if raises}
+
+    def on_result(r):
+        delivered.append(r)
+        if r.tag in raising:
+            raise ValueError("consumer failed")
+
+    pipe = DetectionPipeline([_Closing(d) for d in onnx_workers[:n_workers]], on_result)
+    for i, (source, kind, _, pause) in enumerate(jobs):
+        pipe.submit(images[kind], tag=i, source=source)
+        time.sleep(pause)
+    assert pipe.wait_idle(30)
+    closer = threading.Thread(target=pipe.close)
+    closer.start()
+    closer.join(30)
+    assert not closer.is_alive()
+    c = pipe.counts
+    assert c.submitted == len(jobs) == c.processed + c.failed + c.dropped
+    assert len(delivered) == c.processed + c.failed
+    seqs = [r.seq for r in delivered]
+    assert seqs == sorted(set(seqs))
+    for source in ("front", "rear", "top"):
+        tags = [r.tag for r in delivered if r.source == source]
+        assert tags == sorted(tags)
+    assert c.failed == sum(1 for r in delivered if r.error)
+    assert all((r.error == "") == (jobs[r.tag][1] == "good") for r in delivered)
+    assert c.callback_errors == sum(1 for r in delivered if r.tag in raising)
+    assert sum(pipe.dropped_by_source.values()) == c.dropped

@@ -7,6 +7,8 @@ import contextlib
 import numpy as np
 import pytest
 from heads import clustered_heads, random_heads
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from yolov5_dpu_ros.detections import Detections
 from yolov5_dpu_ros.model_meta import meta_from_dict
@@ -304,3 +306,40 @@ def test_nms_fallback_for_too_many_overlapping_pairs_gives_the_same_result(monke
         monkeypatch.undo()
         assert len(sparse) > 20
         np.testing.assert_array_equal(sparse, greedy)
+
+
+_ANY = (st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
+        | st.text(max_size=3) | st.lists(st.integers(-2, 90), max_size=3) | st.just(np.int64(7))
+        | st.just(np.float32(0.5)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(["conf_threshold", "iou_threshold", "max_detections", "classes", "agnostic",
+                                        "max_candidates"]), _ANY, max_size=3))
+def test_any_settings_give_a_valid_config_or_one_named_error(changes):
+    """Property: PostprocessConfig holds only finite thresholds in range, integer counts and integer class
+    lists; anything else is a ValueError naming the field (never a TypeError at the next frame)."""
+    try:
+        config = PostprocessConfig(**changes)
+    except ValueError as e:
+        assert any(name.split("_")[0] in str(e) for name in changes) or "classes" in str(e)
+        return
+    assert 0 < config.conf_threshold < 1 and 0 < config.iou_threshold <= 1
+    assert type(config.max_detections) is int and config.max_detections >= 1
+    assert config.classes is None or all(type(c) is int and c >= 0 for c in config.classes)
+    assert type(config.agnostic) is bool
+
+
+@pytest.mark.parametrize("changes", [dict(max_detections=2.5), dict(max_detections=float("nan")),
+                                     dict(max_detections=True), dict(conf_threshold=float("nan")),
+                                     dict(classes=[1.5]), dict(classes="12"), dict(agnostic="yes")])
+def test_detector_update_refuses_at_once_and_keeps_the_old_config(test_model, changes):
+    from yolov5_dpu_ros.backends.onnx import OnnxBackend
+    from yolov5_dpu_ros.detector import Detector
+
+    onnx_path, meta, _ = test_model
+    detector = Detector(OnnxBackend(onnx_path, meta), meta)
+    before = detector.config
+    with pytest.raises(ValueError, match=next(iter(changes)).split("_")[0]):
+        detector.update(**changes)
+    assert detector.config is before

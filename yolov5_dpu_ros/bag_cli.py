@@ -9,11 +9,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .bag_io import DETECTIONS, DIAGNOSTICS, BagError, BagReader, DetectionBagWriter, output_topic, typestore
-from .cli_common import STAGES, CliError, add_model_arguments, build_detector, summary
+from .cli_common import (
+    STAGES,
+    CliError,
+    add_model_arguments,
+    build_detector,
+    check_output_folder,
+    removed_on_failure,
+    summary,
+)
+from .compare_plot import check_plot_path, plot_comparison
 from .conversions import detection_fields
 from .detections import Detections
 from .draw import VideoSink, draw_detections, to_bgr
@@ -44,7 +52,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     c.add_argument("b", type=Path, help="run to compare (bag)")
     c.add_argument("--topic", help="Detection2DArray topic (default: the only one in each bag)")
     c.add_argument("--iou", type=float, default=0.5, help="IoU for two boxes of one class to agree (default 0.5)")
-    c.add_argument("--plot", type=Path, help="write a PNG of per-frame counts and latency histograms")
+    c.add_argument("--plot", type=Path, help="write a figure (.png, .pdf, .svg) of detections per frame over time and "
+                                             "latency histograms per stage (needs matplotlib: .[plot])")
     c.set_defaults(run=run_compare)
 
 
@@ -67,18 +76,42 @@ class _Videos:
 
 
 def run_bag(args: argparse.Namespace) -> int:
+    check_output_folder(args.out, "--out", new=True)
+    if args.annotate:
+        check_output_folder(args.annotate, "--annotate")
     try:
         reader = BagReader(args.bag, args.topics)
-        writer = DetectionBagWriter(args.out, args.storage)
     except BagError as e:
         raise CliError(str(e)) from e
-    detector = build_detector(args)
-    names = detector.meta.names
     several = len(reader.topics) > 1
     topics = {t: (output_topic(t, several), output_topic(t, several, "detections/timing")) for t in reader.topics}
     if len({d for d, _ in topics.values()}) < len(topics):
+        reader.close()
         raise CliError(f"topics {reader.topics} would share one output topic: pick one camera per namespace with "
                        "--topics (e.g. the raw or the compressed stream, not both)")
+    try:
+        detector = build_detector(args)  # inputs and the model first: nothing is written for a run that cannot go
+    except CliError:
+        reader.close()
+        raise
+    with removed_on_failure(args.out, args.annotate):
+        try:
+            frames, bad, classes, timings, wall = _detect_bag(args, reader, detector, topics)
+        finally:
+            reader.close()
+            detector.close()
+    print(summary(frames, bad, wall, timings, classes, detector.meta.names), file=sys.stderr)
+    print(f"written: {args.out} on {sorted({d for d, _ in topics.values()})}", file=sys.stderr)
+    return 0 if frames else 1
+
+
+def _detect_bag(args: argparse.Namespace, reader: BagReader, detector, topics: dict) -> tuple:
+    """Every frame of the bag through the detector into a new detections bag (and annotated videos)."""
+    names = detector.meta.names
+    try:
+        writer = DetectionBagWriter(args.out, args.storage)
+    except BagError as e:
+        raise CliError(str(e)) from e
     videos = _Videos(args.annotate, names, reader.rate_hz()) if args.annotate else None
     progress = Progress(reader.count(), args.bag.name, enabled=not args.no_progress)
     frames, bad, classes, timings = 0, 0, Counter(), []
@@ -86,11 +119,14 @@ def run_bag(args: argparse.Namespace) -> int:
     try:
         for frame in reader:
             progress.update()
-            if frame.image is None:
+            try:
+                if frame.image is None:
+                    raise ValueError(frame.error)
+                found, t = detector.detect(frame.image, frame.encoding)
+            except Exception as e:  # one bad frame is counted and skipped, never the end of the run
                 bad += 1
-                print(f"skipped a bad frame on {frame.topic} at {frame.timestamp}: {frame.error}", file=sys.stderr)
+                print(f"skipped a bad frame on {frame.topic} at {frame.timestamp}: {e}", file=sys.stderr)
                 continue
-            found, t = detector.detect(frame.image, frame.encoding)
             det_topic, timing_topic = topics[frame.topic]
             writer.write_detections(det_topic, frame.timestamp, frame.header,
                                     detection_fields(found, names, args.class_id_format))
@@ -103,23 +139,18 @@ def run_bag(args: argparse.Namespace) -> int:
                 videos.write(frame.topic, frame.image, frame.encoding, found)
     finally:
         progress.close()
-        reader.close()
         writer.close()
-        detector.close()
         if videos is not None:
             videos.close()
-    wall = time.perf_counter() - start
-    print(summary(frames, bad, wall, timings, classes, names), file=sys.stderr)
-    print(f"written: {args.out} on {sorted({d for d, _ in topics.values()})}", file=sys.stderr)
-    return 0 if frames else 1
+    return frames, bad, classes, timings, time.perf_counter() - start
 
 
 @dataclass
 class _Run:
-    """The detections of one bag, by (stamp ns, frame_id), with per-frame total latency where recorded."""
+    """The detections of one bag, by (stamp ns, frame_id), with per-stage latencies (ms) where recorded."""
 
     frames: dict = field(default_factory=dict)
-    latency_ms: dict = field(default_factory=dict)
+    latency_ms: dict = field(default_factory=dict)  # stage → [ms per frame]
 
 
 def _read_run(path: Path, topic: str | None) -> _Run:
@@ -144,7 +175,8 @@ def _read_run(path: Path, topic: str | None) -> _Run:
             msg = reader.deserialize(raw, conn.msgtype)
             key = (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, msg.header.frame_id)
             if conn.msgtype == DIAGNOSTICS:
-                run.latency_ms[key] = sum(float(kv.value) for kv in msg.status[0].values)
+                for kv in msg.status[0].values:
+                    run.latency_ms.setdefault(kv.key, []).append(float(kv.value))
                 continue
             boxes = [(d.bbox.center.position.x - d.bbox.size_x / 2, d.bbox.center.position.y - d.bbox.size_y / 2,
                       d.bbox.center.position.x + d.bbox.size_x / 2, d.bbox.center.position.y + d.bbox.size_y / 2)
@@ -163,44 +195,12 @@ def _as_detections(frame, label_ids: dict) -> Detections:
     return Detections(boxes, scores, ids)
 
 
-def plot_comparison(path: Path, counts_a: list[int], counts_b: list[int], lat_a: list[float],
-                    lat_b: list[float]) -> None:
-    """PNG: per-frame detection counts of both runs (top), latency histograms where recorded (bottom)."""
-    w, h, pad = 960, 560, 40
-    img = np.full((h, w, 3), 255, np.uint8)
-    colors = ((200, 90, 30), (30, 140, 240))  # A blue, B orange (BGR)
-    top = (pad, pad, w - pad, h // 2 - pad)
-    n, peak = max(len(counts_a), 2), max(max(counts_a + counts_b, default=1), 1)
-    cv2.putText(img, "detections per frame (A blue, B orange)", (pad, pad - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1)
-    cv2.rectangle(img, top[:2], top[2:], (180, 180, 180), 1)
-    for counts, color in zip((counts_a, counts_b), colors):
-        pts = [(int(top[0] + i * (top[2] - top[0]) / (n - 1)), int(top[3] - c * (top[3] - top[1]) / peak))
-               for i, c in enumerate(counts)]
-        if len(pts) > 1:
-            cv2.polylines(img, [np.array(pts, np.int32)], False, color, 2, cv2.LINE_AA)
-    cv2.putText(img, f"max {peak}", (top[2] - 70, top[1] + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 0, 1)
-    bottom = (pad, h // 2 + pad, w - pad, h - pad)
-    cv2.rectangle(img, bottom[:2], bottom[2:], (180, 180, 180), 1)
-    if lat_a or lat_b:
-        hi = max(lat_a + lat_b)
-        edges = np.linspace(0, hi * 1.05 + 1e-6, 31)
-        hists = [np.histogram(lat, edges)[0] for lat in (lat_a, lat_b)]
-        top_count = max(max(hh.max(initial=0) for hh in hists), 1)
-        bw = (bottom[2] - bottom[0]) / 30
-        for k, (hist, color) in enumerate(zip(hists, colors)):
-            for i, c in enumerate(hist):
-                x = int(bottom[0] + i * bw + k * bw / 2)
-                cv2.rectangle(img, (x, int(bottom[3] - c * (bottom[3] - bottom[1]) / top_count)),
-                              (int(x + bw / 2) - 1, bottom[3]), color, -1)
-        label = f"latency per frame, ms (0 to {edges[-1]:.1f})"
-    else:
-        label = "latency: not recorded in these bags"
-    cv2.putText(img, label, (pad, h // 2 + pad - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1)
-    if not cv2.imwrite(str(path), img):
-        raise CliError(f"cannot write {path}")
-
-
 def run_compare(args: argparse.Namespace) -> int:
+    if args.plot:
+        try:
+            check_plot_path(args.plot)
+        except ValueError as e:
+            raise CliError(str(e)) from e
     a, b = _read_run(args.a, args.topic), _read_run(args.b, args.topic)
     common = sorted(set(a.frames) & set(b.frames))
     label_ids: dict[str, int] = {}
@@ -222,8 +222,9 @@ def run_compare(args: argparse.Namespace) -> int:
           f"mean |delta|: {np.mean(np.abs(deltas)) if deltas else 0.0:.4f}")
     if args.plot:
         keys = sorted(set(a.frames) | set(b.frames))
-        plot_comparison(args.plot, [len(a.frames.get(k, ((), [], ()))[1]) for k in keys],
-                        [len(b.frames.get(k, ((), [], ()))[1]) for k in keys],
-                        list(a.latency_ms.values()), list(b.latency_ms.values()))
+        first = keys[0][0] if keys else 0
+        counts = [[len(run.frames[k][1]) if k in run.frames else float("nan") for k in keys] for run in (a, b)]
+        plot_comparison(args.plot, [(k[0] - first) * 1e-9 for k in keys], *counts, a.latency_ms, b.latency_ms,
+                        (f"A {args.a.name}", f"B {args.b.name}"))
         print(f"plot: {args.plot}")
     return 0

@@ -12,7 +12,15 @@ from typing import TextIO
 
 import cv2
 
-from .cli_common import CliError, add_model_arguments, build_detector, summary
+from .cli_common import (
+    CliError,
+    add_model_arguments,
+    build_detector,
+    check_output_file,
+    check_output_folder,
+    removed_on_failure,
+    summary,
+)
 from .detections import Detections
 from .detector import Detector, StageTimings
 from .draw import VideoSink, draw_detections
@@ -84,11 +92,14 @@ def _process(detector: Detector, sources: list[Source], out: TextIO, annotator: 
         progress = Progress(source.frame_count(), source.path.name, enabled=show_progress)
         for frame in iter_frames(source):
             progress.update()
-            if frame.image is None:
+            try:
+                if frame.image is None:
+                    raise ValueError(frame.error)
+                detections, t = detector.detect(frame.image, "bgr8")
+            except Exception as e:  # one bad frame is counted and skipped, never the end of the run
                 skipped += 1
-                print(f"skipped {frame.path}: {frame.error}", file=sys.stderr)
+                print(f"skipped {frame.path}#{frame.index}: {e}", file=sys.stderr)
                 continue
-            detections, t = detector.detect(frame.image, "bgr8")
             done += 1
             timings.append(t)
             classes.update(detections.class_id.tolist())
@@ -104,18 +115,24 @@ def run(args: argparse.Namespace) -> int:
         sources = [resolve_source(s) for s in args.sources]
     except ValueError as e:
         raise CliError(str(e)) from e
+    jsonl = None if args.jsonl == "-" else Path(args.jsonl)
+    if jsonl is not None:
+        check_output_file(jsonl, "--jsonl")
+    if args.annotate:
+        check_output_folder(args.annotate, "--annotate")
     detector = build_detector(args)
-    annotator = _Annotator(args.annotate, detector.meta.names) if args.annotate else None
-    out = sys.stdout if args.jsonl == "-" else open(args.jsonl, "w")
     start = time.perf_counter()
-    try:
-        done, skipped, timings, classes = _process(detector, sources, out, annotator, not args.no_progress)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-        if annotator is not None:
-            annotator.close()
-        detector.close()
+    with removed_on_failure(jsonl, args.annotate):
+        annotator = _Annotator(args.annotate, detector.meta.names) if args.annotate else None
+        out = sys.stdout if jsonl is None else open(jsonl, "w")
+        try:
+            done, skipped, timings, classes = _process(detector, sources, out, annotator, not args.no_progress)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+            if annotator is not None:
+                annotator.close()
+            detector.close()
     print(summary(done, skipped, time.perf_counter() - start, timings, classes, detector.meta.names),
           file=sys.stderr)
     return 0 if done else 1

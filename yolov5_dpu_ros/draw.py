@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from .detections import Detections
+from .preprocess import ENCODINGS
 
 _PALETTE = np.array(
     [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
@@ -16,13 +17,9 @@ _PALETTE = np.array(
      (147, 69, 52), (255, 115, 100), (236, 24, 0), (255, 56, 132)], dtype=np.uint8)
 
 
-TO_BGR = {"bgr8": None, "rgb8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_GRAY2BGR, "bgra8": cv2.COLOR_BGRA2BGR,
-          "rgba8": cv2.COLOR_RGBA2BGR}
-
-
 def to_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
     """The image as BGR (the encodings pre-processing accepts), for drawing and publishing."""
-    code = TO_BGR[encoding]
+    code = ENCODINGS[encoding].to_bgr
     return image if code is None else cv2.cvtColor(image, code)
 
 

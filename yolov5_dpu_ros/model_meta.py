@@ -16,6 +16,7 @@ One YAML file sits beside the model (xmodel or ONNX)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +25,7 @@ import numpy as np
 import yaml
 
 FIX_POINT_RANGE = range(-16, 17)
+MAX_INPUT_SIDE = 8192
 ACTIVATIONS = ("relu", "leakyrelu")
 
 
@@ -100,6 +102,9 @@ def _int_list(value: Any, key: str, errors: list[str]) -> list[int] | None:
 
 def _names(value: Any, errors: list[str]) -> tuple[str, ...] | None:
     if isinstance(value, dict):
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in value):
+            errors.append(f"'names' as a mapping needs integer keys 0..N-1, got keys {list(value)}")
+            return None
         keys = sorted(value)
         if keys != list(range(len(keys))):
             errors.append(f"'names' as a mapping must have keys 0..N-1 without gaps, got keys {keys}")
@@ -108,7 +113,17 @@ def _names(value: Any, errors: list[str]) -> tuple[str, ...] | None:
     if not isinstance(value, (list, tuple)) or not value:
         errors.append(f"'names' must be a non-empty list of class names, got {value!r}")
         return None
+    if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        errors.append(f"'names' must be class names (strings), got {[v for v in value if not isinstance(v, str)]}")
+        return None
     return tuple(str(v) for v in value)
+
+
+def _flatten(row: Any) -> list:
+    """A row of numbers or of [w, h] pairs as one flat list (other shapes come out as they are)."""
+    if not isinstance(row, (list, tuple)):
+        return [row]
+    return [v for item in row for v in (item if isinstance(item, (list, tuple)) else [item])]
 
 
 def _anchors(value: Any, errors: list[str]) -> tuple[tuple[tuple[float, float], ...], ...] | None:
@@ -117,9 +132,10 @@ def _anchors(value: Any, errors: list[str]) -> tuple[tuple[tuple[float, float], 
         return None
     levels = []
     for i, row in enumerate(value):
-        flat = np.asarray(row, dtype=object).ravel().tolist()
-        if not flat or len(flat) % 2 or not all(isinstance(v, (int, float)) and v > 0 for v in flat):
-            errors.append(f"anchors row {i} must hold positive w,h pixel pairs, got {row!r}")
+        flat = _flatten(row)
+        if not flat or len(flat) % 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in flat):
+            errors.append(f"anchors row {i} must hold positive, finite w,h pixel pairs, got {row!r}")
             return None
         levels.append(tuple((float(flat[j]), float(flat[j + 1])) for j in range(0, len(flat), 2)))
     counts = {len(level) for level in levels}
@@ -155,8 +171,8 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
         for fp in out_fps or []:
             _fix_point(fp, "output_fix_points[]", errors)
 
-    if size is not None and (len(size) != 2 or min(size) < 1):
-        errors.append(f"'input_size' must be [height, width] with positive values, got {size}")
+    if size is not None and (len(size) != 2 or min(size) < 1 or max(size) > MAX_INPUT_SIDE):
+        errors.append(f"'input_size' must be [height, width], each 1..{MAX_INPUT_SIDE}, got {size}")
         size = None
     if strides is not None:
         if min(strides) < 1 or len(set(strides)) != len(strides):
@@ -187,21 +203,34 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
     )
 
 
+MAX_META_BYTES = 1 << 20
+
+
 def load_meta(path: str | Path) -> ModelMeta:
-    """Read and validate a metadata YAML file."""
+    """Read and validate a metadata YAML file; every problem is a ValueError naming the file (and field)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"model metadata file not found: {path} (give the .yaml written by model_prep)")
     try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML ({e})") from e
+        raw = path.read_bytes()
+        if len(raw) > MAX_META_BYTES:
+            raise ValueError(f"{len(raw)} bytes")
+        d = yaml.safe_load(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: not a metadata YAML file ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                         "give the .yaml written by model_prep") from e
     return meta_from_dict(d, str(path))
 
 
 def save_meta(meta: ModelMeta, path: str | Path) -> None:
-    """Write metadata as YAML."""
-    Path(path).write_text(yaml.safe_dump(meta.to_dict(), sort_keys=False, default_flow_style=None))
+    """Write metadata as YAML, whole or not at all (a temporary file renamed over the target)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(yaml.safe_dump(meta.to_dict(), sort_keys=False, default_flow_style=None))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def match_heads(shapes: Sequence[Sequence[int]], meta: ModelMeta) -> tuple[int, ...]:

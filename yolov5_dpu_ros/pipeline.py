@@ -10,7 +10,9 @@ leave in the order the frames came in.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Sequence
@@ -20,6 +22,9 @@ import numpy as np
 from .detections import Detections
 from .detector import Detector, StageTimings
 from .postprocess import PostprocessConfig
+
+LOG = logging.getLogger(__name__)
+LOG_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -37,12 +42,16 @@ class FrameResult:
 
 @dataclass
 class PipelineCounts:
-    """Running totals; every frame submitted is processed, failed, dropped or still in flight."""
+    """Running totals; every frame submitted is processed, failed, dropped or still in flight.
+
+    ``callback_errors`` counts results whose ``on_result`` raised (the frame itself was processed or failed).
+    """
 
     submitted: int = 0
     processed: int = 0
     failed: int = 0
     dropped: int = 0
+    callback_errors: int = 0
 
 
 class DetectionPipeline:
@@ -62,6 +71,7 @@ class DetectionPipeline:
         self._emit_lock = threading.Lock()
         self._next_seq = 0
         self._closed = False
+        self._last_callback_log = 0.0
         self._threads = [threading.Thread(target=self._work, args=(d,), name=f"detector-{i}", daemon=True)
                          for i, d in enumerate(self.detectors)]
         for t in self._threads:
@@ -102,7 +112,10 @@ class DetectionPipeline:
         for t in self._threads:
             t.join()
         for detector in self.detectors:
-            detector.close()
+            try:
+                detector.close()
+            except Exception:  # releasing one runner must not keep the others
+                LOG.exception("closing a detector failed")
 
     def _drop(self, source: Hashable) -> None:
         """Count one frame that was replaced (or never processed); call with the lock held."""
@@ -129,6 +142,18 @@ class DetectionPipeline:
                 result = FrameResult(seq, source, tag, image, error=f"{type(e).__name__}: {e}")
             self._finish(result)
 
+    def _deliver(self, result: FrameResult) -> None:
+        """Hand one result to ``on_result``; a consumer that raises is counted and logged, never fatal."""
+        try:
+            self._on_result(result)
+        except Exception:  # a failing consumer (a publish during shutdown, say) must not stop the workers
+            with self._cond:
+                self.counts.callback_errors += 1
+                count = self.counts.callback_errors
+            if count == 1 or time.monotonic() - self._last_callback_log > LOG_EVERY_S:
+                self._last_callback_log = time.monotonic()
+                LOG.exception("on_result raised for frame %d (%d so far); the pipeline goes on", result.seq, count)
+
     def _finish(self, result: FrameResult) -> None:
         with self._emit_lock:  # one emitter at a time keeps the order; frames leave in_flight once emitted
             with self._cond:
@@ -143,7 +168,7 @@ class DetectionPipeline:
                         break
                     ready.append(self._done.pop(seq))
             for r in ready:
-                self._on_result(r)
+                self._deliver(r)
             with self._cond:
                 for _ in ready:
                     self._in_flight.popleft()

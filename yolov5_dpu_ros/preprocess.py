@@ -1,4 +1,5 @@
-"""Pre-processing: any camera image → letterboxed RGB → int8 NHWC model input, in place.
+"""Pre-processing: a camera image (8-bit BGR, RGB, mono, BGRA, RGBA, YUV 4:2:2, Bayer) → letterboxed RGB →
+int8 NHWC model input, in place.
 
 The pixels before quantization equal YOLOv5's ``letterbox(auto=False, color=114)`` followed by
 BGR→RGB: a fixed-size accelerator input needs the full size, not YOLOv5's minimum rectangle.
@@ -15,13 +16,36 @@ import numpy as np
 
 PAD_VALUE = 114
 
-# encoding → (channels, OpenCV conversion to RGB or None when already RGB)
-ENCODINGS: dict[str, tuple[int, int | None]] = {
-    "bgr8": (3, cv2.COLOR_BGR2RGB),
-    "rgb8": (3, None),
-    "mono8": (1, cv2.COLOR_GRAY2RGB),
-    "bgra8": (4, cv2.COLOR_BGRA2RGB),
-    "rgba8": (4, cv2.COLOR_RGBA2RGB),
+
+
+@dataclass(frozen=True)
+class PixelFormat:
+    """An 8-bit pixel layout pre-processing reads: channels and OpenCV's conversions to RGB and BGR.
+
+    ``mosaic`` layouts (Bayer, packed YUV 4:2:2) are converted before resizing, since a resize would
+    mix their samples; the others are resized first when that is the smaller image.
+    """
+
+    channels: int
+    to_rgb: int | None  # None: already RGB
+    to_bgr: int | None  # None: already BGR
+    mosaic: bool = False
+
+
+# pre-processing encodings; the ROS encodings map onto these (conversions.ROS_ENCODINGS)
+ENCODINGS: dict[str, PixelFormat] = {
+    "bgr8": PixelFormat(3, cv2.COLOR_BGR2RGB, None),
+    "rgb8": PixelFormat(3, None, cv2.COLOR_RGB2BGR),
+    "mono8": PixelFormat(1, cv2.COLOR_GRAY2RGB, cv2.COLOR_GRAY2BGR),
+    "bgra8": PixelFormat(4, cv2.COLOR_BGRA2RGB, cv2.COLOR_BGRA2BGR),
+    "rgba8": PixelFormat(4, cv2.COLOR_RGBA2RGB, cv2.COLOR_RGBA2BGR),
+    # cv_bridge's codes (vision_opencv humble): OpenCV names Bayer patterns from the second row
+    "yuv422": PixelFormat(2, cv2.COLOR_YUV2RGB_UYVY, cv2.COLOR_YUV2BGR_UYVY, True),
+    "yuv422_yuy2": PixelFormat(2, cv2.COLOR_YUV2RGB_YUY2, cv2.COLOR_YUV2BGR_YUY2, True),
+    "bayer_rggb8": PixelFormat(1, cv2.COLOR_BayerBG2RGB, cv2.COLOR_BayerBG2BGR, True),
+    "bayer_bggr8": PixelFormat(1, cv2.COLOR_BayerRG2RGB, cv2.COLOR_BayerRG2BGR, True),
+    "bayer_gbrg8": PixelFormat(1, cv2.COLOR_BayerGR2RGB, cv2.COLOR_BayerGR2BGR, True),
+    "bayer_grbg8": PixelFormat(1, cv2.COLOR_BayerGB2RGB, cv2.COLOR_BayerGB2BGR, True),
 }
 
 
@@ -70,7 +94,7 @@ def check_image(image: np.ndarray, encoding: str) -> np.ndarray:
     """Validate an image array for an encoding; returns it as (H, W) or (H, W, C) uint8."""
     if encoding not in ENCODINGS:
         raise ValueError(f"unsupported image encoding '{encoding}': use one of {sorted(ENCODINGS)}")
-    channels = ENCODINGS[encoding][0]
+    channels = ENCODINGS[encoding].channels
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         kind = image.dtype if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(f"image must be a uint8 numpy array, got {kind}: convert to 8-bit first")
@@ -82,6 +106,9 @@ def check_image(image: np.ndarray, encoding: str) -> np.ndarray:
         raise ValueError(f"a {encoding} image must have shape {want}, got {image.shape}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"empty image of shape {image.shape}: the source sent no pixels")
+    if ENCODINGS[encoding].mosaic and (image.shape[0] < 2 or image.shape[1] < 2 or image.shape[1] % 2):
+        raise ValueError(f"a {encoding} image needs an even width and at least 2x2 pixels, got "
+                         f"{image.shape[1]}x{image.shape[0]}")
     return image
 
 
@@ -104,7 +131,8 @@ class Preprocessor:
     def __call__(self, image: np.ndarray, encoding: str = "bgr8") -> Letterbox:
         """Fill ``self.buffer`` from one image; returns the letterbox geometry for mapping boxes back."""
         image = check_image(image, encoding)
-        channels, to_rgb = ENCODINGS[encoding]
+        pixel = ENCODINGS[encoding]
+        to_rgb = pixel.to_rgb
         geometry = self._geometry
         if geometry is None or geometry.src_hw != image.shape[:2]:
             geometry = letterbox_geometry(image.shape[:2], self.input_hw)
@@ -112,8 +140,8 @@ class Preprocessor:
         (nh, nw), top, left = geometry.resized_hw, geometry.top, geometry.left
         roi = self._pixels[top : top + nh, left : left + nw]
         same_size = (nh, nw) == image.shape[:2]
-        if to_rgb is not None and image.shape[0] * image.shape[1] < nh * nw:
-            # upscaling: convert the smaller source first (exact, resize treats every channel alike)
+        if to_rgb is not None and (pixel.mosaic and not same_size or image.shape[0] * image.shape[1] < nh * nw):
+            # mosaics convert first; so does upscaling (the smaller image; resize treats channels alike)
             image = cv2.cvtColor(image, to_rgb, dst=self._scratch_for((*image.shape[:2], 3)))
             to_rgb = None
         if to_rgb is None:

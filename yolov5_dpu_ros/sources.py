@@ -9,6 +9,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .conversions import image_from_compressed
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
 
@@ -81,5 +83,7 @@ def iter_frames(source: Source) -> Iterator[Frame]:
         finally:
             cap.release()
     for index, path in enumerate(source.images):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        yield Frame(path, index, image, "" if image is not None else "unreadable image")
+        try:  # decoded as a CompressedImage message is, so a frame is judged alike on every path
+            yield Frame(path, index, image_from_compressed(path.suffix.lstrip("."), path.read_bytes()))
+        except (OSError, ValueError) as e:
+            yield Frame(path, index, None, f"unreadable image: {e}")
