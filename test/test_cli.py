@@ -129,3 +129,17 @@ def test_a_truncated_jpeg_in_a_folder_is_counted_unreadable(tmp_path, model_args
     captured = capsys.readouterr()
     assert [json.loads(line)["source"].rsplit("/", 1)[1] for line in captured.out.splitlines()] == ["whole.jpg"]
     assert "1 processed, 1 unreadable" in captured.err and "no end-of-image marker" in captured.err
+
+
+def test_two_workers_give_the_same_lines_in_the_same_order(tmp_path, model_args, capsys):
+    rng = np.random.default_rng(3)
+    _write_images(tmp_path / "imgs", 8, rng)
+    (tmp_path / "imgs" / "img03.png").write_bytes(b"\x89PNG broken")
+    outputs = []
+    for workers in ("1", "2"):
+        assert main(["detect", str(tmp_path / "imgs"), "--no-progress", "--workers", workers, *model_args]) == 0
+        captured = capsys.readouterr()
+        outputs.append([{k: v for k, v in json.loads(line).items() if k != "timings_ms"}
+                        for line in captured.out.splitlines()])
+        assert "7 processed, 1 unreadable" in captured.err
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 7

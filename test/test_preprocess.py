@@ -107,7 +107,7 @@ def test_geometry_table():
     (np.zeros((10, 10), np.uint8), "bgr8", "shape"),
     (np.zeros((10, 10, 4), np.uint8), "bgr8", "shape"),
     (np.zeros((10, 10, 3), np.uint8), "mono8", "shape"),
-    (np.zeros((10, 10, 3), np.uint8), "yuv422", "unsupported image encoding"),
+    (np.zeros((10, 10, 3), np.uint8), "nv21", "unsupported image encoding"),
     ([[1, 2], [3, 4]], "mono8", "numpy array"),
 ])
 def test_bad_images_are_refused_with_a_reason(image, encoding, message):

@@ -25,8 +25,9 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Model and selection options shared by the commands that run the detector."""
+def add_model_arguments(parser: argparse.ArgumentParser, workers: bool = False) -> None:
+    """Model and selection options shared by the commands that run the detector (``--workers`` where the
+    command runs frames in parallel)."""
     g = parser.add_argument_group("model")
     g.add_argument("--backend", choices=BACKENDS, default="onnx", help="inference backend (default: onnx)")
     g.add_argument("--model", type=Path, default=DEMO_ONNX,
@@ -38,7 +39,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="dpu: the overlay DPU's fingerprint (default: pynq-dpu 2.5.1's KV260 overlay)")
     g.add_argument("--allow-other-compiler", action="store_true",
                    help="dpu: run a model of another Vitis AI whose fingerprint matches (risky, see README)")
-    g.add_argument("--threads", type=int, default=0, help="backend CPU threads, 0 = library default")
+    if workers:
+        g.add_argument("--workers", type=int, default=1, help="worker threads, each with its own runner (default 1)")
+    g.add_argument("--threads", type=int, default=0,
+                   help="onnx: threads per worker, 0 = the CPU cores divided among the workers")
+    g.add_argument("--onnx-spin", action="store_true",
+                   help="onnx: let idle ONNX Runtime threads spin-wait (lower latency, more CPU)")
     s = parser.add_argument_group("selection")
     s.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     s.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
@@ -53,13 +59,26 @@ def build_detector(args: argparse.Namespace) -> Detector:
         config = PostprocessConfig(args.conf, args.iou, args.max_det,
                                    None if args.classes is None else tuple(args.classes), args.agnostic)
         if args.threads < 0:
-            raise ValueError(f"--threads must be 0 (library default) or more, got {args.threads}")
-        options = {"threads": args.threads}
+            raise ValueError(f"--threads must be 0 (automatic) or more, got {args.threads}")
+        workers = getattr(args, "workers", 1)
+        if not 1 <= workers <= 8:
+            raise ValueError(f"--workers must be in [1, 8], got {workers}")
+        options = {"threads": args.threads, "workers": workers, "spin": args.onnx_spin}
         if args.backend == "dpu":
             options |= {"bit": args.bit, "fingerprint": parse_fingerprint(args.dpu_fingerprint),
                         "allow_other_compiler": args.allow_other_compiler}
         return Detector.from_files(args.backend, args.model, args.model_meta, config, **options)
     except ValueError as e:
+        raise CliError(str(e)) from e
+
+
+def build_workers(args: argparse.Namespace) -> list[Detector]:
+    """One Detector per worker (--workers), sharing the loaded model; problems become a CliError."""
+    first = build_detector(args)
+    try:
+        return [first] + [first.worker() for _ in range(getattr(args, "workers", 1) - 1)]
+    except ValueError as e:
+        first.close()
         raise CliError(str(e)) from e
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -15,7 +16,7 @@ import cv2
 from .cli_common import (
     CliError,
     add_model_arguments,
-    build_detector,
+    build_workers,
     check_output_file,
     check_output_folder,
     removed_on_failure,
@@ -24,6 +25,7 @@ from .cli_common import (
 from .detections import Detections
 from .detector import Detector, StageTimings
 from .draw import VideoSink, draw_detections
+from .pipeline import DetectionPipeline, FrameResult
 from .progress import Progress
 from .sources import Frame, Source, iter_frames, resolve_source
 
@@ -35,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--jsonl", default="-", help="where to write JSON lines (default: stdout)")
     p.add_argument("--annotate", type=Path, help="folder for annotated images and videos")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_model_arguments(p)
+    add_model_arguments(p, workers=True)
     p.set_defaults(run=run)
 
 
@@ -84,30 +86,51 @@ class _Annotator:
         self._video, self._video_source = None, None
 
 
-def _process(detector: Detector, sources: list[Source], out: TextIO, annotator: _Annotator | None,
-             show_progress: bool) -> tuple[int, int, list[StageTimings], Counter]:
-    names = detector.meta.names
-    done, skipped, timings, classes = 0, 0, [], Counter()
-    for source in sources:
-        progress = Progress(source.frame_count(), source.path.name, enabled=show_progress)
-        for frame in iter_frames(source):
-            progress.update()
-            try:
+@dataclass
+class _Tally:
+    """What became of the frames of one run."""
+
+    done: int = 0
+    skipped: int = 0
+    timings: list = field(default_factory=list)
+    classes: Counter = field(default_factory=Counter)
+
+
+def _process(workers: list[Detector], sources: list[Source], out: TextIO, annotator: _Annotator | None,
+             show_progress: bool) -> _Tally:
+    names = workers[0].meta.names
+    tally = _Tally()
+
+    def on_result(result: FrameResult) -> None:  # in input order, one at a time
+        source, frame = result.tag
+        if result.error:
+            tally.skipped += 1
+            print(f"skipped {frame.path}#{frame.index}: {result.error}", file=sys.stderr)
+            return
+        tally.done += 1
+        tally.timings.append(result.timings)
+        tally.classes.update(result.detections.class_id.tolist())
+        out.write(json.dumps(frame_record(frame, result.detections, result.timings, names)) + "\n")
+        if annotator is not None:
+            annotator.write(source, frame, result.detections)
+
+    pipeline = DetectionPipeline(workers, on_result)
+    try:
+        for source in sources:
+            progress = Progress(source.frame_count(), source.path.name, enabled=show_progress)
+            for frame in iter_frames(source):
+                progress.update()
                 if frame.image is None:
-                    raise ValueError(frame.error)
-                detections, t = detector.detect(frame.image, "bgr8")
-            except Exception as e:  # one bad frame is counted and skipped, never the end of the run
-                skipped += 1
-                print(f"skipped {frame.path}#{frame.index}: {e}", file=sys.stderr)
-                continue
-            done += 1
-            timings.append(t)
-            classes.update(detections.class_id.tolist())
-            out.write(json.dumps(frame_record(frame, detections, t, names)) + "\n")
-            if annotator is not None:
-                annotator.write(source, frame, detections)
-        progress.close()
-    return done, skipped, timings, classes
+                    pipeline.wait_idle()  # keeps the skipped line in input order
+                    tally.skipped += 1
+                    print(f"skipped {frame.path}#{frame.index}: {frame.error}", file=sys.stderr)
+                    continue
+                pipeline.submit(frame.image, "bgr8", tag=(source, frame), block=True)  # files lose no frame
+            pipeline.wait_idle()
+            progress.close()
+    finally:
+        pipeline.close()
+    return tally
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,19 +143,18 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(jsonl, "--jsonl")
     if args.annotate:
         check_output_folder(args.annotate, "--annotate")
-    detector = build_detector(args)
+    workers = build_workers(args)
     start = time.perf_counter()
     with removed_on_failure(jsonl, args.annotate):
-        annotator = _Annotator(args.annotate, detector.meta.names) if args.annotate else None
+        annotator = _Annotator(args.annotate, workers[0].meta.names) if args.annotate else None
         out = sys.stdout if jsonl is None else open(jsonl, "w")
         try:
-            done, skipped, timings, classes = _process(detector, sources, out, annotator, not args.no_progress)
+            tally = _process(workers, sources, out, annotator, not args.no_progress)
         finally:
             if out is not sys.stdout:
                 out.close()
             if annotator is not None:
                 annotator.close()
-            detector.close()
-    print(summary(done, skipped, time.perf_counter() - start, timings, classes, detector.meta.names),
-          file=sys.stderr)
-    return 0 if done else 1
+    print(summary(tally.done, tally.skipped, time.perf_counter() - start, tally.timings, tally.classes,
+                  workers[0].meta.names), file=sys.stderr)
+    return 0 if tally.done else 1

@@ -82,8 +82,9 @@ class DetectorNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             config = params.read(self)
-            options = {"bit": config.bit or None, "fingerprint": config.dpu_fingerprint,
-                       "allow_other_compiler": config.allow_other_compiler} if config.backend == "dpu" else {}
+            options = ({"bit": config.bit or None, "fingerprint": config.dpu_fingerprint,
+                        "allow_other_compiler": config.allow_other_compiler} if config.backend == "dpu" else
+                       {"threads": config.threads, "workers": config.workers, "spin": config.onnx_spin})
             first = Detector.from_files(config.backend, config.model, config.model_meta, config.selection,
                                         **options)
             detectors = [first] + [first.worker() for _ in range(config.workers - 1)]

@@ -77,9 +77,13 @@ class DetectionPipeline:
         for t in self._threads:
             t.start()
 
-    def submit(self, image: np.ndarray, encoding: str = "bgr8", tag: Any = None, source: Hashable = 0) -> int:
-        """Queue one frame (replacing this source's waiting frame, if any); returns its sequence number."""
+    def submit(self, image: np.ndarray, encoding: str = "bgr8", tag: Any = None, source: Hashable = 0,
+               block: bool = False) -> int:
+        """Queue one frame; returns its sequence number. A live camera (``block`` False) replaces this source's
+        waiting frame, if any; files (``block`` True) wait for the slot instead, so no frame is dropped."""
         with self._cond:
+            if block:
+                self._cond.wait_for(lambda: source not in self._waiting or self._closed)
             if self._closed:
                 raise RuntimeError("the pipeline is closed")
             seq = self._next_seq
@@ -130,6 +134,7 @@ class DetectionPipeline:
             source = next(iter(self._waiting))  # the longest-waiting source goes first
             seq, image, encoding, tag = self._waiting.pop(source)
             self._in_flight.append(seq)
+            self._cond.notify_all()  # a blocked submit may go on
             return seq, source, image, encoding, tag
 
     def _work(self, detector: Detector) -> None:

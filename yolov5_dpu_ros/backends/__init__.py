@@ -12,18 +12,19 @@ BACKENDS = ("onnx", "dpu")
 __all__ = ["BACKENDS", "Backend", "TensorSpec", "allocate_outputs", "make_backend"]
 
 
-def make_backend(name: str, meta: ModelMeta, model_path: str | Path, threads: int = 0,
-                 bit: str | Path | None = None, fingerprint: int | None = None,
+def make_backend(name: str, meta: ModelMeta, model_path: str | Path, threads: int = 0, workers: int = 1,
+                 spin: bool = False, bit: str | Path | None = None, fingerprint: int | None = None,
                  allow_other_compiler: bool = False) -> Backend:
     """Create the named backend for one model file (an ONNX for onnx, an xmodel for dpu).
 
-    ``bit``, ``fingerprint`` (the overlay's DPU; None = pynq-dpu's stock KV260 overlay) and
-    ``allow_other_compiler`` concern the dpu backend only.
+    onnx: ``threads`` per worker (0: the usable cores divided among ``workers``), ``spin`` lets idle
+    ONNX Runtime threads spin-wait. dpu: ``bit``, ``fingerprint`` (the overlay's DPU; None = pynq-dpu's
+    stock KV260 overlay) and ``allow_other_compiler``.
     """
     if name == "onnx":
-        from .onnx import OnnxBackend
+        from .onnx import OnnxBackend, threads_per_worker
 
-        return OnnxBackend(model_path, meta, threads=threads)
+        return OnnxBackend(model_path, meta, threads=threads_per_worker(threads, workers), spin=spin)
     if name == "dpu":
         from ..dpu_verdict import STOCK_FINGERPRINT
         from .dpu import DpuBackend

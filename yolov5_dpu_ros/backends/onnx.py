@@ -7,6 +7,7 @@ post-processing runs on a PC. One caller at a time per instance, as with a DPU r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -23,12 +24,29 @@ def _nchw_to_nhwc(shape: Sequence) -> tuple[int, ...] | None:
     return (n, h, w, c)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(threads: int, workers: int) -> int:
+    """ONNX Runtime intra-op threads for each worker: as asked, or the usable cores shared out (at least 1)."""
+    return threads if threads > 0 else max(1, usable_cores() // max(1, workers))
+
+
 class OnnxBackend:
-    """Runs a raw-head YOLOv5 ONNX (float NCHW input, per-level raw conv outputs) with onnxruntime."""
+    """Runs a raw-head YOLOv5 ONNX (float NCHW input, per-level raw conv outputs) with onnxruntime.
+
+    ``threads`` intra-op threads (1: the run stays on the caller's thread); idle threads spin-wait only
+    with ``spin`` (ONNX Runtime's default spins, which takes the CPU a ROS middleware needs).
+    """
 
     name = "onnx"
 
-    def __init__(self, model_path: str | Path, meta: ModelMeta, threads: int = 0, session=None) -> None:
+    def __init__(self, model_path: str | Path, meta: ModelMeta, threads: int = 1, spin: bool = False) -> None:
         path = Path(model_path)
         if not path.is_file():
             raise ValueError(f"ONNX model not found: {path} (export one with model_prep/export_onnx.py)")
@@ -44,11 +62,13 @@ class OnnxBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin else "0")
         try:
-            self._session = session or ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for unreadable files
             raise ValueError(f"{path} is not a loadable ONNX model: {e}") from e
-        self._path, self._meta, self._threads = path, meta, threads
+        self._path, self._meta, self._threads, self._spin = path, meta, threads, spin
 
         inputs = self._session.get_inputs()
         h, w = meta.input_hw
@@ -90,8 +110,8 @@ class OnnxBackend:
             np.copyto(dst[0], tmp, casting="unsafe")
 
     def worker(self) -> OnnxBackend:
-        """Another instance for another thread: the session is shared (thread-safe), scratch is not."""
-        return OnnxBackend(self._path, self._meta, self._threads, session=self._session)
+        """Another instance for another thread, with its own session, so each worker has its own threads."""
+        return OnnxBackend(self._path, self._meta, self._threads, self._spin)
 
     def close(self) -> None:
         """Release the session."""

@@ -1,0 +1,74 @@
+"""The node's parameters as plain data (no ROS imports): name, default, range, runtime, launch argument.
+
+``params`` declares them on the node; ``launch/detect.launch.py`` turns every one a user tunes into a
+launch argument with the same description, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .backends import BACKENDS
+from .conversions import CLASS_ID_FORMATS
+
+RELIABILITY = ("auto", "best_effort", "reliable")
+ALL_CLASSES = -1  # the `classes` default: [-1] keeps every class (ROS 2 cannot declare an empty int list)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter."""
+
+    default: Any
+    description: str
+    range: tuple[float, float] | None = None  # inclusive bounds (float or int range by the default's type)
+    runtime: bool = False  # may change while the node runs
+    launch: bool = True  # also a launch argument
+
+
+PARAMETERS: dict[str, Param] = {
+    "backend": Param("onnx", f"inference backend: {' | '.join(BACKENDS)}"),
+    "xmodel": Param("", "dpu: compiled xmodel (Vitis AI 2.5, KV260)"),
+    "bit": Param("", "dpu: overlay .bit with .hwh and .xclbin beside it; empty = the one inside pynq_dpu"),
+    "dpu_fingerprint": Param("", "dpu: the overlay DPU's fingerprint, hex; empty = pynq-dpu 2.5.1's KV260 overlay "
+                                 "(0x101000016010407)"),
+    "allow_other_compiler": Param(False, "dpu: run a model of another Vitis AI whose fingerprint matches the "
+                                         "overlay (reported both to work and to kill the process on VART 2.5)"),
+    "model_meta": Param("", "metadata YAML of the model (sizes, strides, anchors, names); empty = the demo model's"),
+    "onnx_model": Param("", "onnx: raw-head YOLOv5 ONNX; empty = the demo model"),
+    "conf_threshold": Param(0.25, "keep detections scoring above this", (0.001, 0.999), True),
+    "iou_threshold": Param(0.45, "NMS IoU above which the weaker box is dropped", (0.01, 1.0), True),
+    "max_detections": Param(300, "most detections per frame", (1, 10000), True),
+    "classes": Param([ALL_CLASSES], "class indices to keep; [-1] keeps all", None, True, launch=False),
+    "agnostic_nms": Param(False, "NMS across classes", None, True),
+    "workers": Param(2, "worker threads, each with its own runner, overlapping CPU and DPU work", (1, 8)),
+    "threads": Param(0, "onnx: ONNX Runtime threads per worker; 0 = the CPU cores divided among the workers",
+                     (0, 64)),
+    "onnx_spin": Param(False, "onnx: let ONNX Runtime threads spin-wait between runs (lower latency on cores "
+                              "nothing else needs; off leaves CPU to the middleware)"),
+    "class_id_format": Param("name", f"hypothesis class_id as: {' | '.join(CLASS_ID_FORMATS)}"),
+    "publish_debug_image": Param(True, "publish annotated images on detections/image while someone subscribes"),
+    "input_reliability": Param("auto", f"input QoS reliability: {' | '.join(RELIABILITY)}; auto matches the "
+                                       "publishers (reliable only when all are), depth is 1"),
+    "input_topics": Param(["image_raw"], "image topics (relative ones under the node's namespace); with several, "
+                                         "each one's outputs go under its namespace", launch=False),
+    "compressed": Param(False, "subscribe to sensor_msgs/CompressedImage (also when a topic ends in /compressed)"),
+    "autostart": Param(True, "configure and activate at start (false: wait for lifecycle transitions)"),
+}
+RUNTIME = tuple(name for name, p in PARAMETERS.items() if p.runtime)
+LAUNCH_ARGUMENTS = tuple(name for name, p in PARAMETERS.items() if p.launch)
+
+
+def launch_value(name: str, text: str) -> Any:
+    """A launch argument's text as the parameter's type (so ``conf_threshold:=1`` is the double 1.0)."""
+    default = PARAMETERS[name].default
+    if isinstance(default, bool):
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ValueError(f"launch argument {name}:={text}: give true or false")
+        return lowered == "true"
+    try:
+        return type(default)(float(text)) if isinstance(default, float) else type(default)(text)
+    except ValueError as e:
+        raise ValueError(f"launch argument {name}:={text}: not a {type(default).__name__}") from e
