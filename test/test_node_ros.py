@@ -81,7 +81,7 @@ def test_two_cameras_raw_and_compressed(ros):
             raw_pub.publish(_image_msg(sample.image, 100 + i, "front_optical"))
             jpeg_pub.publish(_jpeg_msg(sample.image, 200 + i, "rear_optical"))
             time.sleep(0.3)
-        bad = Image(height=4, width=4, encoding="yuv422", step=8, data=bytes(32))
+        bad = Image(height=4, width=4, encoding="32FC1", step=16, data=bytes(64))
         raw_pub.publish(bad)
         assert _wait(lambda: len(got["front"]) >= 3 and len(got["rear"]) >= 3)
         assert _wait(lambda: any(kv.key == "bad frames" and kv.value == "1"
@@ -129,12 +129,61 @@ def test_node_keeps_running_on_bad_frames(ros):
     cam = node._cameras[0]
     for msg in [Image(height=2, width=2, encoding="bgr8", step=6, data=bytes(5)),
                 Image(height=0, width=0, encoding="bgr8", step=0, data=b""),
-                Image(height=2, width=2, encoding="16UC1", step=4, data=bytes(8))]:
+                Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16))]:
         node._on_image(cam, msg)
-    assert cam.bad == 3
+    assert cam.counts.bad == 3
     good = make_sample(1, "test", 0, (320, 240)).image
     node._on_image(cam, _image_msg(good, 1, "cam"))
-    assert node._pipeline.wait_idle(10) and cam.published == 1
+    assert node._pipeline.wait_idle(10) and cam.counts.published == 1
     node.trigger_deactivate()
     node.trigger_cleanup()
     node.destroy_node()
+
+
+def test_default_input_is_relative_to_the_namespace_and_reliability_follows_the_publisher(ros):
+    node = DetectorNode(namespace="robot1", parameter_overrides=[Parameter("autostart", value=False)])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    probe = rclpy.create_node("probe")
+    pub = probe.create_publisher(Image, "/robot1/image_raw", QoSProfile(depth=1))  # reliable, as drivers default
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    cam = node._cameras[0]
+    assert cam.subscription.topic_name == "/robot1/image_raw" and cam.reliability == "reliable"
+    assert pub.get_subscription_count() == 1
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    node.destroy_node()
+    probe.destroy_node()
+
+
+def test_stamp_gaps_show_in_diagnostics(ros):
+    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False)])
+    node.trigger_configure()
+    node.trigger_activate()
+    cam = node._cameras[0]
+    good = make_sample(1, "test", 0, (320, 240)).image
+    for i in list(range(8)) + [20]:  # a 10 Hz camera: frames 8..19 never arrived
+        msg = _image_msg(good, 0, "cam")
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(i * 100_000_000, 1_000_000_000)
+        node._on_image(cam, msg)
+        node._pipeline.wait_idle(10)
+    node._publish_diagnostics()
+    assert cam.counts.unseen == 12
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    node.destroy_node()
+
+
+def test_ctrl_c_under_ros2_run_exits_0_quickly(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "yolov5_dpu_ros.node"], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    time.sleep(8)  # configured and spinning
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=10)
+    err = proc.stderr.read()
+    assert code == 0 and time.monotonic() - start < 5 and "Traceback" not in err

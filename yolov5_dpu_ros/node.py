@@ -2,7 +2,8 @@
 
 A lifecycle node: the model is loaded on configure and the image subscriptions live only while
 active. With ``autostart`` (the default) it configures and activates itself, so ``ros2 run`` and
-``ros2 launch`` need no lifecycle manager; with ``autostart:=false`` a manager drives it.
+``ros2 launch`` need no lifecycle manager; with ``autostart:=false`` a manager drives it. Ctrl-C or
+SIGTERM walks it through shutdown and exits 0.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
@@ -28,10 +31,12 @@ from . import params
 from .conversions import detection_fields, image_from_compressed, image_from_fields
 from .detector import Detector
 from .draw import draw_detections, to_bgr
+from .input_health import CameraCounts, StampGaps, choose_reliability, health
 from .pipeline import DetectionPipeline, FrameResult
 from .ros_messages import LabelInfo, detection_array, diagnostics, label_info
 
 LOG_EVERY_S = 5.0
+POLICY_NAMES = {ReliabilityPolicy.RELIABLE: "reliable", ReliabilityPolicy.BEST_EFFORT: "best_effort"}
 
 
 @dataclass
@@ -44,15 +49,19 @@ class Camera:
     compressed: bool
     publishers: dict[str, Any] = field(default_factory=dict)
     subscription: Any = None
-    received: int = 0
-    bad: int = 0
-    failed: int = 0
-    published: int = 0
+    reliability: str = ""  # of the current subscription
+    counts: CameraCounts = CameraCounts()  # replaced: read from the pipeline when diagnostics are made
+    stamps: StampGaps = field(default_factory=StampGaps)
     stage_ms: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    last: tuple = (0, 0, 0)  # received, published, time of the previous diagnostics
+    last: tuple = (CameraCounts(), 0.0)  # counts and time of the previous diagnostics
 
     def out(self, name: str) -> str:
         return f"{self.namespace}/{name}" if self.namespace else name
+
+    def count(self, **more: int) -> None:
+        """Add to the counts (call with the node's lock held)."""
+        self.counts = CameraCounts(**{k: getattr(self.counts, k) + more.get(k, 0)
+                                      for k in CameraCounts.__dataclass_fields__})
 
 
 def _camera(index: int, topic: str, compressed: bool, several: bool) -> Camera:
@@ -67,7 +76,7 @@ class DetectorNode(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("yolov5_dpu", **kwargs)
-        params.declare(self)
+        self._declare_errors = params.declare(self)
         self._config: params.NodeConfig | None = None
         self._pipeline: DetectionPipeline | None = None
         self._names: tuple[str, ...] = ()
@@ -81,6 +90,8 @@ class DetectorNode(LifecycleNode):
     # lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
+            if self._declare_errors:
+                raise ValueError("; ".join(self._declare_errors))
             config = params.read(self)
             options = ({"bit": config.bit or None, "fingerprint": config.dpu_fingerprint,
                         "allow_other_compiler": config.allow_other_compiler} if config.backend == "dpu" else
@@ -110,15 +121,10 @@ class DetectorNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        reliability = (ReliabilityPolicy.RELIABLE if self._config.input_reliability == "reliable"
-                       else ReliabilityPolicy.BEST_EFFORT)
-        qos = QoSProfile(depth=1, reliability=reliability)
         for cam in self._cameras:
-            cam.subscription = self.create_subscription(
-                CompressedImage if cam.compressed else Image, cam.topic,
-                lambda msg, cam=cam: self._on_image(cam, msg), qos, callback_group=self._group)
+            self._subscribe(cam)
         self._publish_labels()
-        self._timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._timer = self.create_timer(1.0, self._tick)
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -161,17 +167,55 @@ class DetectorNode(LifecycleNode):
             self._diagnostics_pub = None
         self._cameras = []
 
+    # inputs: QoS matched to the publishers, lost messages counted
+    def _wanted_reliability(self, cam: Camera) -> str:
+        if self._config.input_reliability != "auto":
+            return self._config.input_reliability
+        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(cam.topic))
+        return choose_reliability([POLICY_NAMES.get(i.qos_profile.reliability, "best_effort") for i in infos])
+
+    def _subscribe(self, cam: Camera) -> None:
+        """(Re)create the camera's subscription with the reliability its publishers call for."""
+        wanted = self._wanted_reliability(cam)
+        if cam.subscription is not None and wanted == cam.reliability:
+            return
+        if cam.subscription is not None:
+            self.destroy_subscription(cam.subscription)
+        qos = QoSProfile(depth=1, reliability=(ReliabilityPolicy.RELIABLE if wanted == "reliable"
+                                               else ReliabilityPolicy.BEST_EFFORT))
+        kind = CompressedImage if cam.compressed else Image
+        callback = lambda msg, cam=cam: self._on_image(cam, msg)  # noqa: E731
+        try:
+            events = SubscriptionEventCallbacks(message_lost=lambda info, cam=cam: self._on_lost(cam, info))
+            cam.subscription = self.create_subscription(kind, cam.topic, callback, qos, callback_group=self._group,
+                                                        event_callbacks=events)
+        except UnsupportedEventTypeError:
+            self.get_logger().info(f"{cam.topic}: this middleware does not report lost messages; frames that never "
+                                   "arrive are estimated from header stamps only")
+            cam.subscription = self.create_subscription(kind, cam.topic, callback, qos, callback_group=self._group)
+        cam.reliability = wanted
+        self.get_logger().info(f"{cam.topic}: subscribed {wanted} (input_reliability {self._config.input_reliability})")
+
+    def _on_lost(self, cam: Camera, info: Any) -> None:
+        with self._lock:
+            cam.count(lost=int(info.total_count_change))
+
     # data flow: message → image → pipeline → Detection2DArray
     def _on_image(self, cam: Camera, msg: Any) -> None:
-        cam.received += 1
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        with self._lock:
+            cam.count(received=1)
+            cam.stamps.add(stamp)
         try:
             if cam.compressed:
                 image, encoding = image_from_compressed(msg.format, msg.data), "bgr8"
             else:
-                image, encoding = image_from_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+                image, encoding = image_from_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                                                    msg.is_bigendian)
         except ValueError as e:
-            cam.bad += 1
-            self.get_logger().warning(f"{cam.topic}: skipped a bad frame ({cam.bad} so far): {e}",
+            with self._lock:
+                cam.count(bad=1)
+            self.get_logger().warning(f"{cam.topic}: skipped a bad frame ({cam.counts.bad} so far): {e}",
                                       throttle_duration_sec=LOG_EVERY_S)
             return
         self._pipeline.submit(image, encoding, tag=(cam, msg.header, encoding), source=cam.index)
@@ -179,14 +223,15 @@ class DetectorNode(LifecycleNode):
     def _on_result(self, result: FrameResult) -> None:
         cam, header, encoding = result.tag
         if result.error:
-            cam.failed += 1
-            self.get_logger().warning(f"{cam.topic}: frame failed ({cam.failed} so far): {result.error}",
+            with self._lock:
+                cam.count(failed=1)
+            self.get_logger().warning(f"{cam.topic}: frame failed ({cam.counts.failed} so far): {result.error}",
                                       throttle_duration_sec=LOG_EVERY_S)
             return
         fields = detection_fields(result.detections, self._names, self._config.class_id_format)
         cam.publishers["detections"].publish(detection_array(header, fields))
         with self._lock:
-            cam.published += 1
+            cam.count(published=1)
             t = result.timings
             cam.stage_ms = [a + b for a, b in zip(cam.stage_ms, (t.preprocess_ms, t.inference_ms, t.postprocess_ms))]
         image_pub = cam.publishers["image"]
@@ -203,30 +248,44 @@ class DetectorNode(LifecycleNode):
                 header = Header(stamp=self.get_clock().now().to_msg())
                 cam.publishers["labels"].publish(label_info(header, self._names, threshold))
 
+    def _tick(self) -> None:
+        """Once a second: follow the publishers' reliability, then publish diagnostics."""
+        for cam in self._cameras:
+            self._subscribe(cam)
+        self._publish_diagnostics()
+
     def _publish_diagnostics(self) -> None:
         now = self.get_clock().now()
         now_s = now.nanoseconds * 1e-9
-        counts = self._pipeline.counts
+        pipeline = self._pipeline
         for cam in self._cameras:
             with self._lock:
-                received, published, stage_ms = cam.received, cam.published, cam.stage_ms
+                cam.count(replaced=pipeline.dropped_by_source.get(cam.index, 0) - cam.counts.replaced,
+                          unseen=cam.stamps.unseen - cam.counts.unseen)
+                counts, stage_ms, period = cam.counts, cam.stage_ms, cam.stamps.input_period()
                 cam.stage_ms = [0.0, 0.0, 0.0]
-                (r0, p0, t0), cam.last = cam.last, (received, published, now_s)
+                (before, t0), cam.last = cam.last, (counts, now_s)
+            window = counts - before
             dt = max(now_s - t0, 1e-9) if t0 else 1.0
-            frames = max(published - p0, 1)
-            dropped = self._pipeline.dropped_by_source.get(cam.index, 0)
+            frames = max(window.published, 1)
+            ok, message = health(window)
             values = {
-                "input fps": f"{(received - r0) / dt:.1f}", "output fps": f"{(published - p0) / dt:.1f}",
+                "input fps": f"{window.received / dt:.1f}", "output fps": f"{window.published / dt:.1f}",
+                "input period ms": "-" if period is None else f"{period * 1e3:.1f}",
                 "preprocess ms": f"{stage_ms[0] / frames:.2f}", "inference ms": f"{stage_ms[1] / frames:.2f}",
-                "postprocess ms": f"{stage_ms[2] / frames:.2f}", "dropped frames": str(dropped),
-                "bad frames": str(cam.bad), "failed frames": str(cam.failed),
-                "processed frames (all cameras)": str(counts.processed), "backend": self._config.backend,
+                "postprocess ms": f"{stage_ms[2] / frames:.2f}",
+                "lost in transport": str(counts.lost), "never reached the node (from stamps)": str(counts.unseen),
+                "replaced in the queue": str(counts.replaced), "bad frames": str(counts.bad),
+                "failed frames": str(counts.failed),
+                "publish errors (all cameras)": str(pipeline.counts.callback_errors),
+                "processed frames (all cameras)": str(pipeline.counts.processed),
+                "input reliability": cam.reliability, "backend": self._config.backend,
                 "workers": str(self._config.workers),
             }
-            healthy = cam.failed == 0 and (received == r0 or published > p0)
             self._diagnostics_pub.publish(diagnostics(
-                now.to_msg(), f"yolov5_dpu_ros: {cam.topic}", self._config.backend, healthy,
-                "ok" if healthy else "frames are failing or no output", values))
+                now.to_msg(), f"yolov5_dpu_ros: {cam.topic}", self._config.backend, ok and counts.failed == 0,
+                message if counts.failed == 0 or not ok else f"{counts.failed} frames failed in the detector",
+                values))
 
     def _on_set_parameters(self, changed: list) -> SetParametersResult:
         runtime = {p.name: p.value for p in changed if p.name in params.RUNTIME}
@@ -244,12 +303,21 @@ class DetectorNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
 
+def _shut_down(node: DetectorNode) -> None:
+    """Go through the lifecycle's shutdown; after Ctrl-C the context may be gone, then release directly."""
+    try:
+        node.trigger_shutdown()
+    except Exception:  # the context was shut down by the signal: transitions can no longer publish
+        node.on_shutdown(None)
+
+
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``ros2 run yolov5_dpu_ros detect_node``."""
+    """Entry point of ``ros2 run yolov5_dpu_ros detect_node``: 0 after Ctrl-C/SIGTERM, 1 if it cannot start."""
     rclpy.init(args=args)
-    node = DetectorNode()
+    node = None
     code = 0
     try:
+        node = DetectorNode()
         if node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 code = 1
@@ -257,10 +325,12 @@ def main(args: list[str] | None = None) -> int:
                 code = 1
         if code == 0:
             rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C / SIGTERM: rclpy's handler shut the context down; stop cleanly below
     finally:
-        node.destroy_node()
+        if node is not None:
+            _shut_down(node)
+            node.destroy_node()
         rclpy.try_shutdown()
     return code
 
