@@ -92,7 +92,6 @@ def test_model(yolo_ref, tmp_path_factory):
 
 
 FIXTURE_XMODELS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "xmodels"
-PYNQ_DPU = "pynq-dpu==2.5.1"
 
 
 @pytest.fixture(scope="session")
@@ -106,34 +105,21 @@ def real_xmodels() -> Path:
 
 @pytest.fixture(scope="session")
 def pynq_dpu_source() -> Path:
-    """pynq-dpu 2.5.1's own package source (dpu.py), from its PyPI sdist, cached outside the repository.
+    """pynq-dpu 2.5.1's own source folder (``pynq_dpu/dpu.py``, the YOLOv3 notebook and its VOC names)."""
+    from reference_sources import PYNQ_DPU, SourceUnavailableError
 
-    Downloaded once with ``pip download --no-deps`` into ~/.cache/yolov5_dpu_ros (YOLOV5_DPU_CACHE
-    to move it); skips with the reason where it cannot be downloaded. Never committed.
-    """
-    import os
-    import subprocess
-    import sys
-    import tarfile
-    import tempfile
+    try:
+        return PYNQ_DPU.folder() / "pynq_dpu"
+    except SourceUnavailableError as e:
+        pytest.skip(str(e))
 
-    cache = Path(os.environ.get("YOLOV5_DPU_CACHE", Path.home() / ".cache" / "yolov5_dpu_ros"))
-    package = cache / "pynq_dpu-2.5.1" / "pynq_dpu"
-    if (package / "dpu.py").is_file():
-        return package
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                            "-d", tmp, PYNQ_DPU], check=True, capture_output=True, timeout=180)
-            (sdist,) = Path(tmp).glob("pynq_dpu-2.5.1.tar.gz")
-        except (subprocess.SubprocessError, OSError, ValueError) as e:
-            pytest.skip(f"cannot download {PYNQ_DPU}'s sdist from PyPI ({type(e).__name__}); these tests run "
-                        "pynq-dpu's own dpu.py and need it once")
-        wanted = ("pynq_dpu-2.5.1/pynq_dpu/__init__.py", "pynq_dpu-2.5.1/pynq_dpu/dpu.py")
-        cache.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=cache))
-        with tarfile.open(sdist) as tar:
-            tar.extractall(staging, members=[tar.getmember(name) for name in wanted], filter="data")
-        os.replace(staging / "pynq_dpu-2.5.1", cache / "pynq_dpu-2.5.1")  # whole or not at all
-        staging.rmdir()
-    return package
+
+@pytest.fixture(scope="session")
+def yolox_source() -> Path:
+    """Megvii's YOLOX 0.3.0 source folder (``yolox/data/data_augment.py``, ``yolox/utils/demo_utils.py``)."""
+    from reference_sources import YOLOX, SourceUnavailableError
+
+    try:
+        return YOLOX.folder() / "yolox"
+    except SourceUnavailableError as e:
+        pytest.skip(str(e))

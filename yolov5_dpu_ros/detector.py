@@ -13,7 +13,7 @@ from .backends import Backend, allocate_outputs, make_backend
 from .detections import Detections
 from .model_meta import ModelMeta, load_meta
 from .postprocess import PostprocessConfig, Postprocessor
-from .preprocess import Preprocessor
+from .preprocess import CONTRACTS, Preprocessor
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Detector:
         self.backend = backend
         self.meta = meta
         self.config = config or PostprocessConfig()
-        self._preprocess = Preprocessor(meta.input_hw, backend.input_spec.fix_point)
+        self._preprocess = Preprocessor(meta.input_hw, backend.input_spec.fix_point, CONTRACTS[meta.family])
         self._outputs = allocate_outputs(backend.output_specs)
         self._postprocess = Postprocessor(
             meta, [s.shape for s in backend.output_specs], [s.fix_point for s in backend.output_specs]

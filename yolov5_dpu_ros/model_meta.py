@@ -1,10 +1,12 @@
-"""Model metadata: the facts about a YOLOv5 model that its compiled graph does not carry.
+"""Model metadata: the facts about a detection model that its compiled graph does not carry.
 
 One YAML file sits beside the model (xmodel or ONNX)::
 
+    family: yolov5                  # optional: yolov5 (default), yolov3 or yolox; fixes the
+                                    # pre-processing contract and the box decode (preprocess, postprocess)
     input_size: [640, 640]          # height, width of the fixed model input
     strides: [8, 16, 32]            # one per output head
-    anchors:                        # pixels, w,h pairs, one row per stride
+    anchors:                        # pixels, w,h pairs, one row per stride (yolox: optional, one per cell)
       - [10, 13, 16, 30, 33, 23]
       - [30, 61, 62, 45, 59, 119]
       - [116, 90, 156, 198, 373, 326]
@@ -27,11 +29,12 @@ import yaml
 FIX_POINT_RANGE = range(-16, 17)
 MAX_INPUT_SIDE = 8192
 ACTIVATIONS = ("relu", "leakyrelu")
+FAMILIES = ("yolov5", "yolov3", "yolox")
 
 
 @dataclass(frozen=True)
 class ModelMeta:
-    """Validated metadata of one YOLOv5 detection model."""
+    """Validated metadata of one YOLO detection model (YOLOv5, YOLOv3 or YOLOX)."""
 
     input_hw: tuple[int, int]
     strides: tuple[int, ...]
@@ -40,6 +43,7 @@ class ModelMeta:
     input_fix_point: int
     output_fix_points: tuple[int, ...] | None = None
     activation: str | None = None
+    family: str = "yolov5"
 
     @property
     def num_classes(self) -> int:
@@ -77,7 +81,8 @@ class ModelMeta:
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form; `meta_from_dict(meta.to_dict())` gives the same metadata back."""
-        d: dict[str, Any] = {
+        d: dict[str, Any] = {"family": self.family} if self.family != "yolov5" else {}
+        d |= {
             "input_size": list(self.input_hw),
             "strides": list(self.strides),
             "anchors": [[float(v) for wh in level for v in wh] for level in self.anchors_px],
@@ -157,12 +162,21 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
     if not isinstance(d, dict):
         raise ValueError(f"{source}: expected a YAML mapping with input_size, strides, anchors, names")
     errors: list[str] = []
-    missing = [k for k in ("input_size", "strides", "anchors", "names", "input_fix_point") if k not in d]
+    family = d.get("family", "yolov5")
+    if family not in FAMILIES:
+        errors.append(f"'family' must be one of {list(FAMILIES)}, got {family!r}")
+        family = "yolov5"
+    required = ("input_size", "strides", "names", "input_fix_point") + (("anchors",) if family != "yolox" else ())
+    missing = [k for k in required if k not in d]
     if missing:
         errors.append(f"missing keys {missing}")
     size = _int_list(d.get("input_size"), "input_size", errors) if "input_size" in d else None
     strides = _int_list(d.get("strides"), "strides", errors) if "strides" in d else None
     anchors = _anchors(d.get("anchors"), errors) if "anchors" in d else None
+    if family == "yolox" and "anchors" not in d and strides is not None:  # anchor-free: one cell-sized prior
+        anchors = tuple(((float(s), float(s)),) for s in strides)
+    if family == "yolox" and anchors is not None and any(len(level) != 1 for level in anchors):
+        errors.append("a yolox model is anchor-free: give no anchors (or one per stride)")
     names = _names(d.get("names"), errors) if "names" in d else None
     in_fp = _fix_point(d.get("input_fix_point"), "input_fix_point", errors) if "input_fix_point" in d else None
     out_fps = None
@@ -200,6 +214,7 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
         input_fix_point=in_fp,
         output_fix_points=None if out_fps is None else tuple(out_fps),
         activation=activation,
+        family=family,
     )
 
 

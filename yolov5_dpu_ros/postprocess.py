@@ -1,8 +1,9 @@
-"""Post-processing: raw YOLOv5 heads (int8 NHWC + fix points) → Detections in source pixels.
+"""Post-processing: raw YOLO heads (int8 NHWC + fix points) → Detections in source pixels.
 
 Candidates are rejected on the raw int8 objectness before any sigmoid: the confidence threshold
 becomes one integer per head, so the cost follows the number of objects, not the number of
-outputs. Decode follows YOLOv5 v6/v7 ``Detect``; selection and NMS follow YOLOv5's
+outputs. Only the box decode depends on the family (``BOX_DECODERS``: YOLOv5 v6/v7 ``Detect``,
+YOLOv3, YOLOX); the early rejection, scores, selection and NMS are shared and follow YOLOv5's
 ``non_max_suppression`` (single label per box, class-aware unless agnostic).
 """
 
@@ -63,14 +64,38 @@ def raw_objectness_threshold(conf_threshold: float, fix_point: int | None) -> fl
     return float(math.floor(logit * 2.0**fix_point))
 
 
+MAX_EXP = 20.0  # exp() argument cap for box sizes: e**20 pixels is no box, and it keeps float32 finite
+
+
+def yolov5_boxes(t: np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray, stride) -> np.ndarray:
+    """YOLOv5 v6/v7 ``Detect``: xy = (2 sigmoid(t) - 0.5 + grid) * stride, wh = (2 sigmoid(t))^2 * anchor."""
+    p = sigmoid(t)
+    return np.concatenate(((p[:, 0:2] * 2.0 - 0.5 + grid_xy) * stride, (p[:, 2:4] * 2.0) ** 2 * anchor_wh), axis=1)
+
+
+def yolov3_boxes(t: np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray, stride) -> np.ndarray:
+    """YOLOv3 (DPU-PYNQ's notebook): xy = (sigmoid(t) + grid) * stride, wh = exp(t) * anchor."""
+    return np.concatenate(((sigmoid(t[:, 0:2]) + grid_xy) * stride,
+                           np.exp(np.minimum(t[:, 2:4], MAX_EXP)) * anchor_wh), axis=1)
+
+
+def yolox_boxes(t: np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray, stride) -> np.ndarray:
+    """YOLOX (anchor-free): xy = (t + grid) * stride, wh = exp(t) * stride."""
+    return np.concatenate(((t[:, 0:2] + grid_xy) * stride, np.exp(np.minimum(t[:, 2:4], MAX_EXP)) * stride), axis=1)
+
+
+BOX_DECODERS = {"yolov5": yolov5_boxes, "yolov3": yolov3_boxes, "yolox": yolox_boxes}
+
+
 def decode_rows(raw: np.ndarray, scale: float | np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray,
-                stride: float | np.ndarray) -> np.ndarray:
-    """YOLOv5 decode of raw head rows (N, 5 + nc), int8 or float, with logit = raw * scale.
+                stride: float | np.ndarray, boxes=yolov5_boxes) -> np.ndarray:
+    """Decode raw head rows (N, 5 + nc), int8 or float, with logit = raw * scale, by the family's ``boxes``.
 
     ``scale`` and ``stride`` are scalars, or (N, 1) columns when the rows come from several heads.
     Returns (N, 7) float32: x, y, w, h in input pixels, objectness, probability of the best class,
-    best class index. The best class is the argmax of the raw class logits (sigmoid is monotonic),
-    so only six columns per row go through the sigmoid.
+    best class index. Every family scores sigmoid(objectness) * sigmoid(class); the best class is the
+    argmax of the raw class logits (sigmoid is monotonic), so only two score columns per row go
+    through the sigmoid.
     """
     n = len(raw)
     best = raw[:, 5:].astype(np.float32, copy=False).argmax(axis=1)  # numpy's float argmax is SIMD
@@ -78,11 +103,9 @@ def decode_rows(raw: np.ndarray, scale: float | np.ndarray, grid_xy: np.ndarray,
     logits[:, :5] = raw[:, :5]
     logits[:, 5] = raw[np.arange(n), 5 + best]
     logits *= np.asarray(scale, np.float32)
-    p = sigmoid(logits)
     out = np.empty((n, 7), np.float32)
-    out[:, 0:2] = (p[:, 0:2] * 2.0 - 0.5 + grid_xy) * stride
-    out[:, 2:4] = (p[:, 2:4] * 2.0) ** 2 * anchor_wh
-    out[:, 4:6] = p[:, 4:6]
+    out[:, 0:4] = boxes(logits[:, 0:4], grid_xy, anchor_wh, stride)
+    out[:, 4:6] = sigmoid(logits[:, 4:6])
     out[:, 6] = best
     return out
 
@@ -221,6 +244,7 @@ class Postprocessor:
         levels = match_heads(output_shapes, meta)
         anchors = meta.anchors_array()
         self.meta = meta
+        self._boxes = BOX_DECODERS[meta.family]
         self.no = 5 + meta.num_classes
         # visit outputs in stride order, as YOLOv5 concatenates them (this fixes the order of score ties)
         self._order = tuple(sorted(range(len(levels)), key=levels.__getitem__))
@@ -245,7 +269,7 @@ class Postprocessor:
         raw = np.concatenate([outputs[i].reshape(-1, self.no)[idx] for i, idx in zip(self._order, picked)])
         consts = np.concatenate([h.cell_anchor[idx] for h, idx in zip(self._heads, picked)])
         scale, stride = np.repeat(self._per_head, counts, axis=0).T
-        return decode_rows(raw, scale[:, None], consts[:, :2], consts[:, 2:], stride[:, None])
+        return decode_rows(raw, scale[:, None], consts[:, :2], consts[:, 2:], stride[:, None], self._boxes)
 
     def __call__(self, outputs: Sequence[np.ndarray], letterbox: Letterbox,
                  config: PostprocessConfig) -> Detections:

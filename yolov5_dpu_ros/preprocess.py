@@ -1,10 +1,12 @@
-"""Pre-processing: a camera image (8-bit BGR, RGB, mono, BGRA, RGBA, YUV 4:2:2, Bayer) → letterboxed RGB →
-int8 NHWC model input, in place.
+"""Pre-processing: a camera image (8-bit BGR, RGB, mono, BGRA, RGBA, YUV 4:2:2, Bayer) → letterboxed image
+in the model family's contract → int8 NHWC model input, in place.
 
-The pixels before quantization equal YOLOv5's ``letterbox(auto=False, color=114)`` followed by
-BGR→RGB: a fixed-size accelerator input needs the full size, not YOLOv5's minimum rectangle.
-Quantization is ``clip(round(pixel / 255 * 2**fix_point), -128, 127)`` through a 256-entry table,
-so rounding and saturation are exact (VART's own float path truncates and never clamps).
+Each family was trained with its own contract (``CONTRACTS``): YOLOv5 RGB, ``letterbox(auto=False,
+color=114)`` centred with YOLOv5's rounding, /255; YOLOv3 as DPU-PYNQ's notebook, RGB, pad 128 centred
+with integer division, size truncated, /255; YOLOX BGR, 0-255, pad 114 at the bottom/right. A
+fixed-size accelerator input needs the full size, not a minimum rectangle. Quantization is
+``clip(round(pixel * scale * 2**fix_point), -128, 127)`` through a 256-entry table, so rounding and
+saturation are exact (VART's own float path truncates and never clamps).
 """
 
 from __future__ import annotations
@@ -14,7 +16,24 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-PAD_VALUE = 114
+
+@dataclass(frozen=True)
+class InputContract:
+    """How a model family was fed in training: channel order, pixel scale, letterbox padding and placement."""
+
+    rgb: bool  # channel order RGB (else BGR)
+    scale: float  # model input = pixel * scale
+    pad: int  # letterbox padding value
+    centred: bool  # image in the middle (else at the top-left, padding at the bottom/right)
+    truncate: bool  # resized size int(side * gain) (else rounded, and centred with YOLOv5's -0.1)
+
+
+CONTRACTS = {
+    "yolov5": InputContract(rgb=True, scale=1 / 255, pad=114, centred=True, truncate=False),
+    "yolov3": InputContract(rgb=True, scale=1 / 255, pad=128, centred=True, truncate=True),
+    "yolox": InputContract(rgb=False, scale=1.0, pad=114, centred=False, truncate=True),
+}
+YOLOV5 = CONTRACTS["yolov5"]
 
 
 
@@ -73,20 +92,28 @@ class Letterbox:
         return out
 
 
-def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> Letterbox:
-    """YOLOv5's letterbox arithmetic: scale to fit (up or down), centre, pad the rest."""
+def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int],
+                       contract: InputContract = YOLOV5) -> Letterbox:
+    """The family's letterbox arithmetic: scale to fit (up or down), place, pad the rest."""
     h, w = src_hw
     gain = min(dst_hw[0] / h, dst_hw[1] / w)
-    new_w = max(1, int(round(w * gain)))
-    new_h = max(1, int(round(h * gain)))
-    left = int(round((dst_hw[1] - new_w) / 2 - 0.1))
-    top = int(round((dst_hw[0] - new_h) / 2 - 0.1))
+    if contract.truncate:
+        new_w, new_h = max(1, int(w * gain)), max(1, int(h * gain))
+    else:
+        new_w, new_h = max(1, int(round(w * gain))), max(1, int(round(h * gain)))
+    if not contract.centred:
+        top = left = 0
+    elif contract.truncate:
+        top, left = (dst_hw[0] - new_h) // 2, (dst_hw[1] - new_w) // 2
+    else:
+        left = int(round((dst_hw[1] - new_w) / 2 - 0.1))
+        top = int(round((dst_hw[0] - new_h) / 2 - 0.1))
     return Letterbox((h, w), tuple(dst_hw), (new_h, new_w), top, left, gain)
 
 
-def quantization_table(fix_point: int) -> np.ndarray:
+def quantization_table(fix_point: int, scale: float = 1 / 255) -> np.ndarray:
     """uint8 → int8 input quantization as a 256-entry table (int8 bit patterns stored as uint8)."""
-    q = np.clip(np.round(np.arange(256) / 255.0 * 2.0**fix_point), -128, 127)
+    q = np.clip(np.round(np.arange(256) * scale * 2.0**fix_point), -128, 127)
     return q.astype(np.int8).view(np.uint8)
 
 
@@ -113,18 +140,19 @@ def check_image(image: np.ndarray, encoding: str) -> np.ndarray:
 
 
 class Preprocessor:
-    """Letterboxes, converts to RGB and quantizes into one preallocated NHWC buffer.
+    """Letterboxes, converts to the family's channel order and quantizes into one preallocated NHWC buffer.
 
-    With ``fix_point=None`` the buffer holds the uint8 RGB letterbox (for calibration and checks).
+    With ``fix_point=None`` the buffer holds the uint8 letterbox (for calibration and checks).
     Scratch space is reallocated only when the source size changes, never per frame.
     """
 
-    def __init__(self, input_hw: tuple[int, int], fix_point: int | None) -> None:
+    def __init__(self, input_hw: tuple[int, int], fix_point: int | None, contract: InputContract = YOLOV5) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.contract = contract
         dtype = np.uint8 if fix_point is None else np.int8
         self.buffer = np.empty((1, *self.input_hw, 3), dtype=dtype)
         self._pixels = self.buffer.view(np.uint8)[0]
-        self._table = None if fix_point is None else quantization_table(fix_point)
+        self._table = None if fix_point is None else quantization_table(fix_point, contract.scale)
         self._geometry: Letterbox | None = None
         self._scratch: dict[tuple[int, ...], np.ndarray] = {}
 
@@ -132,19 +160,19 @@ class Preprocessor:
         """Fill ``self.buffer`` from one image; returns the letterbox geometry for mapping boxes back."""
         image = check_image(image, encoding)
         pixel = ENCODINGS[encoding]
-        to_rgb = pixel.to_rgb
+        convert = pixel.to_rgb if self.contract.rgb else pixel.to_bgr  # to the model's channel order
         geometry = self._geometry
         if geometry is None or geometry.src_hw != image.shape[:2]:
-            geometry = letterbox_geometry(image.shape[:2], self.input_hw)
+            geometry = letterbox_geometry(image.shape[:2], self.input_hw, self.contract)
             self._start_geometry(geometry)
         (nh, nw), top, left = geometry.resized_hw, geometry.top, geometry.left
         roi = self._pixels[top : top + nh, left : left + nw]
         same_size = (nh, nw) == image.shape[:2]
-        if to_rgb is not None and (pixel.mosaic and not same_size or image.shape[0] * image.shape[1] < nh * nw):
+        if convert is not None and (pixel.mosaic and not same_size or image.shape[0] * image.shape[1] < nh * nw):
             # mosaics convert first; so does upscaling (the smaller image; resize treats channels alike)
-            image = cv2.cvtColor(image, to_rgb, dst=self._scratch_for((*image.shape[:2], 3)))
-            to_rgb = None
-        if to_rgb is None:
+            image = cv2.cvtColor(image, convert, dst=self._scratch_for((*image.shape[:2], 3)))
+            convert = None
+        if convert is None:
             if same_size:
                 np.copyto(roi, image)
             else:
@@ -153,14 +181,14 @@ class Preprocessor:
             if not same_size:
                 scratch = self._scratch_for((nh, nw, *image.shape[2:]))
                 image = cv2.resize(image, (nw, nh), dst=scratch, interpolation=cv2.INTER_LINEAR)
-            cv2.cvtColor(image, to_rgb, dst=roi)
+            cv2.cvtColor(image, convert, dst=roi)
         if self._table is not None:
             rows = roi.reshape(nh, nw * 3)  # a view: OpenCV's LUT runs twice as fast on one channel
             cv2.LUT(rows, self._table, dst=rows)
         return geometry
 
     def _start_geometry(self, geometry: Letterbox) -> None:
-        pad = PAD_VALUE if self._table is None else self._table[PAD_VALUE]
+        pad = self.contract.pad if self._table is None else self._table[self.contract.pad]
         self._pixels.fill(pad)
         self._scratch = {}
         self._geometry = geometry
