@@ -1,0 +1,113 @@
+"""Post-processing of each model family at its model's size, against a sigmoid-everything baseline.
+
+    python bench/bench_families.py [--repeat 30] [--markdown bench/RESULTS_FAMILIES.md]
+
+For YOLOv5 (640, 80 classes, 3 anchors), the pynq-dpu YOLOv3 (416, 20 VOC classes, 3 anchors) and
+YOLOX-nano (416, 80 classes, anchor-free) on generated int8 heads with K = 5, 50, 200 objects: this
+package (rejection on raw int8 objectness, then the family's decode of the survivors) against a
+baseline run in the same process that dequantizes and takes the sigmoid of every output, decodes
+every row and applies the same thresholds and an OpenCV NMS. Detections are checked to agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "test")]
+
+from bench_pipeline import identical, median_ms  # noqa: E402
+from heads import clustered_heads  # noqa: E402
+
+from yolov5_dpu_ros.detections import Detections  # noqa: E402
+from yolov5_dpu_ros.model_meta import load_meta, meta_from_dict  # noqa: E402
+from yolov5_dpu_ros.postprocess import PostprocessConfig, Postprocessor  # noqa: E402
+from yolov5_dpu_ros.preprocess import CONTRACTS, letterbox_geometry  # noqa: E402
+
+PRESETS = ROOT / "config" / "models"
+ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+MODELS = {
+    "yolov5": (meta_from_dict({"input_size": [640, 640], "strides": [8, 16, 32], "anchors": ANCHORS,
+                               "names": [str(i) for i in range(80)], "input_fix_point": 6}), (4, 4, 3)),
+    "yolov3": (load_meta(PRESETS / "yolov3_voc_pynq_dpu.yaml"), (3, 3, 4)),
+    "yolox": (load_meta(PRESETS / "yolox_nano_coco.yaml"), (2, 2, 2)),
+}
+
+
+def baseline(heads, meta, fix_points, letterbox, cfg: PostprocessConfig) -> Detections:
+    """Sigmoid over every output, decode every row (the family's formulas), thresholds, OpenCV NMS."""
+    no, rows = 5 + meta.num_classes, []
+    for level, (h, fp) in enumerate(zip(heads, fix_points)):
+        _, gh, gw, _ = h.shape
+        t = h.reshape(gh, gw, meta.num_anchors, no).astype(np.float32) * np.float32(2.0**-fp)
+        p = 1.0 / (1.0 + np.exp(-t))
+        gy, gx = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
+        grid = np.stack((gx, gy), -1)[:, :, None, :].astype(np.float32)
+        stride, anchor = meta.strides[level], meta.anchors_array()[level][None, None]
+        if meta.family == "yolov5":
+            xy, wh = (p[..., :2] * 2 - 0.5 + grid) * stride, (p[..., 2:4] * 2) ** 2 * anchor
+        elif meta.family == "yolov3":
+            xy, wh = (p[..., :2] + grid) * stride, np.exp(t[..., 2:4]) * anchor
+        else:
+            xy, wh = (t[..., :2] + grid) * stride, np.exp(t[..., 2:4]) * stride
+        rows.append(np.concatenate((xy, wh, p[..., 4:]), -1).reshape(-1, no))
+    x = np.concatenate(rows)
+    scores = x[:, 5:] * x[:, 4:5]
+    cls = scores.argmax(1)
+    conf = scores[np.arange(len(x)), cls]
+    keep = conf > cfg.conf_threshold
+    x, cls, conf = x[keep], cls[keep], conf[keep]
+    xyxy = np.concatenate((x[:, :2] - x[:, 2:4] / 2, x[:, :2] + x[:, 2:4] / 2), 1)
+    offset = xyxy + cls[:, None] * 8192.0
+    idx = cv2.dnn.NMSBoxes(np.column_stack((offset[:, :2], offset[:, 2:] - offset[:, :2])).tolist(),
+                           conf.tolist(), 0.0, cfg.iou_threshold)
+    idx = np.asarray(idx, dtype=np.intp).reshape(-1)[: cfg.max_detections]
+    return Detections(letterbox.to_source(xyxy[idx]), conf[idx].astype(np.float32), cls[idx].astype(np.int32))
+
+
+def bench(repeat: int) -> list[dict]:
+    rows = []
+    for family, (meta, fix_points) in MODELS.items():
+        post = Postprocessor(meta, meta.head_shapes, fix_points)
+        letterbox = letterbox_geometry((1080, 1920), meta.input_hw, CONTRACTS[family])
+        cfg = PostprocessConfig()
+        for k in (5, 50, 200):
+            heads = clustered_heads(meta, np.random.default_rng(k), fix_points, k)
+            ours_det, base_det = post(heads, letterbox, cfg), baseline(heads, meta, fix_points, letterbox, cfg)
+            ours, base = median_ms([lambda: post(heads, letterbox, cfg),  # noqa: B023
+                                    lambda: baseline(heads, meta, fix_points, letterbox, cfg)], repeat)  # noqa: B023
+            rows.append(dict(family=family, input=meta.input_hw[0], classes=meta.num_classes, anchors=meta.num_anchors,
+                             k=k, found=len(ours_det), ours=ours, base=base, same=identical(ours_det, base_det)))
+    return rows
+
+
+def render(rows: list[dict]) -> str:
+    out = ["### Post-processing by model family (median ms per frame, 1920x1080 source)", "",
+           "| family | input | classes | anchors | K objects | detections | this package | sigmoid-everything "
+           "| speed-up | agree |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['family']} | {r['input']} | {r['classes']} | {r['anchors']} | {r['k']} | {r['found']} | "
+                   f"{r['ours']:.3f} | {r['base']:.2f} | {r['base'] / r['ours']:.1f}x | "
+                   f"{'yes' if r['same'] else 'NO'} |")
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=30, help="timed runs per cell (median reported)")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    table = render(bench(args.repeat))
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
