@@ -15,16 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "test")]
 
-from bench_pipeline import identical, median_ms  # noqa: E402
+from bench_pipeline import identical, median_ms, select_with_opencv  # noqa: E402
 from heads import clustered_heads  # noqa: E402
 
-from yolov5_dpu_ros.detections import Detections  # noqa: E402
 from yolov5_dpu_ros.model_meta import load_meta, meta_from_dict  # noqa: E402
 from yolov5_dpu_ros.postprocess import PostprocessConfig, Postprocessor  # noqa: E402
 from yolov5_dpu_ros.preprocess import CONTRACTS, letterbox_geometry  # noqa: E402
@@ -39,7 +37,7 @@ MODELS = {
 }
 
 
-def baseline(heads, meta, fix_points, letterbox, cfg: PostprocessConfig) -> Detections:
+def baseline(heads, meta, fix_points, letterbox, cfg: PostprocessConfig):
     """Sigmoid over every output, decode every row (the family's formulas), thresholds, OpenCV NMS."""
     no, rows = 5 + meta.num_classes, []
     for level, (h, fp) in enumerate(zip(heads, fix_points)):
@@ -56,18 +54,7 @@ def baseline(heads, meta, fix_points, letterbox, cfg: PostprocessConfig) -> Dete
         else:
             xy, wh = (t[..., :2] + grid) * stride, np.exp(t[..., 2:4]) * stride
         rows.append(np.concatenate((xy, wh, p[..., 4:]), -1).reshape(-1, no))
-    x = np.concatenate(rows)
-    scores = x[:, 5:] * x[:, 4:5]
-    cls = scores.argmax(1)
-    conf = scores[np.arange(len(x)), cls]
-    keep = conf > cfg.conf_threshold
-    x, cls, conf = x[keep], cls[keep], conf[keep]
-    xyxy = np.concatenate((x[:, :2] - x[:, 2:4] / 2, x[:, :2] + x[:, 2:4] / 2), 1)
-    offset = xyxy + cls[:, None] * 8192.0
-    idx = cv2.dnn.NMSBoxes(np.column_stack((offset[:, :2], offset[:, 2:] - offset[:, :2])).tolist(),
-                           conf.tolist(), 0.0, cfg.iou_threshold)
-    idx = np.asarray(idx, dtype=np.intp).reshape(-1)[: cfg.max_detections]
-    return Detections(letterbox.to_source(xyxy[idx]), conf[idx].astype(np.float32), cls[idx].astype(np.int32))
+    return select_with_opencv(np.concatenate(rows), letterbox, cfg)
 
 
 def bench(repeat: int) -> list[dict]:

@@ -83,15 +83,20 @@ def seed_postprocess(heads, meta, fix_points, letterbox, cfg: PostprocessConfig)
         xy = (p[..., 0:2] * 2 - 0.5 + grid) * meta.strides[level]
         wh = (p[..., 2:4] * 2) ** 2 * anchors[level][None, :, None, None, :]
         preds.append(np.concatenate((xy, wh, p[..., 4:]), -1).reshape(-1, no))
-    x = np.concatenate(preds)
+    return select_with_opencv(np.concatenate(preds), letterbox, cfg)
+
+
+def select_with_opencv(x: np.ndarray, letterbox, cfg: PostprocessConfig) -> Detections:
+    """Decoded rows (x, y, w, h, objectness, class probabilities) → YOLOv5's thresholds and class-aware NMS
+    (OpenCV's) → Detections in source pixels."""
     x = x[x[:, 4] > cfg.conf_threshold]
-    x[:, 5:] *= x[:, 4:5]
-    cls = x[:, 5:].argmax(1)
-    conf = x[np.arange(len(x)), 5 + cls]
+    scores = x[:, 5:] * x[:, 4:5]
+    cls = scores.argmax(1)
+    conf = scores[np.arange(len(x)), cls]
     keep = conf > cfg.conf_threshold
     x, cls, conf = x[keep], cls[keep], conf[keep]
     xyxy = np.concatenate((x[:, :2] - x[:, 2:4] / 2, x[:, :2] + x[:, 2:4] / 2), 1)
-    offset = xyxy + cls[:, None] * 7680.0
+    offset = xyxy + cls[:, None] * 8192.0
     idx = cv2.dnn.NMSBoxes(np.column_stack((offset[:, :2], offset[:, 2:] - offset[:, :2])).tolist(),
                            conf.tolist(), 0.0, cfg.iou_threshold)
     idx = np.asarray(idx, dtype=np.intp).reshape(-1)[: cfg.max_detections]

@@ -103,23 +103,23 @@ def real_xmodels() -> Path:
     return FIXTURE_XMODELS
 
 
+def _reference_folder(name: str, package: str) -> Path:
+    """A reference source's package folder from the cache (reference_sources), or skip with the reason."""
+    import reference_sources
+
+    try:
+        return getattr(reference_sources, name).folder() / package
+    except reference_sources.SourceUnavailableError as e:
+        pytest.skip(str(e))
+
+
 @pytest.fixture(scope="session")
 def pynq_dpu_source() -> Path:
     """pynq-dpu 2.5.1's own source folder (``pynq_dpu/dpu.py``, the YOLOv3 notebook and its VOC names)."""
-    from reference_sources import PYNQ_DPU, SourceUnavailableError
-
-    try:
-        return PYNQ_DPU.folder() / "pynq_dpu"
-    except SourceUnavailableError as e:
-        pytest.skip(str(e))
+    return _reference_folder("PYNQ_DPU", "pynq_dpu")
 
 
 @pytest.fixture(scope="session")
 def yolox_source() -> Path:
     """Megvii's YOLOX 0.3.0 source folder (``yolox/data/data_augment.py``, ``yolox/utils/demo_utils.py``)."""
-    from reference_sources import YOLOX, SourceUnavailableError
-
-    try:
-        return YOLOX.folder() / "yolox"
-    except SourceUnavailableError as e:
-        pytest.skip(str(e))
+    return _reference_folder("YOLOX", "yolox")

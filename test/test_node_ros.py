@@ -4,6 +4,7 @@ skipped elsewhere (CI here has no ROS 2)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -122,55 +123,56 @@ def test_thresholds_change_at_runtime_and_bad_values_are_refused(ros):
     node.destroy_node()
 
 
+@contextlib.contextmanager
+def active_node(**kwargs):
+    """A DetectorNode walked to active, and back down to destroyed afterwards."""
+    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False)], **kwargs)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    try:
+        yield node
+    finally:
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        node.destroy_node()
+
+
 def test_node_keeps_running_on_bad_frames(ros):
-    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False)])
-    node.trigger_configure()
-    node.trigger_activate()
-    cam = node._cameras[0]
-    for msg in [Image(height=2, width=2, encoding="bgr8", step=6, data=bytes(5)),
-                Image(height=0, width=0, encoding="bgr8", step=0, data=b""),
-                Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16))]:
-        node._on_image(cam, msg)
-    assert cam.counts.bad == 3
     good = make_sample(1, "test", 0, (320, 240)).image
-    node._on_image(cam, _image_msg(good, 1, "cam"))
-    assert node._pipeline.wait_idle(10) and cam.counts.published == 1
-    node.trigger_deactivate()
-    node.trigger_cleanup()
-    node.destroy_node()
+    with active_node() as node:
+        cam = node._cameras[0]
+        for msg in [Image(height=2, width=2, encoding="bgr8", step=6, data=bytes(5)),
+                    Image(height=0, width=0, encoding="bgr8", step=0, data=b""),
+                    Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16))]:
+            node._on_image(cam, msg)
+        assert cam.counts.bad == 3
+        node._on_image(cam, _image_msg(good, 1, "cam"))
+        assert node._pipeline.wait_idle(10) and cam.counts.published == 1
 
 
 def test_default_input_is_relative_to_the_namespace_and_reliability_follows_the_publisher(ros):
-    node = DetectorNode(namespace="robot1", parameter_overrides=[Parameter("autostart", value=False)])
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     probe = rclpy.create_node("probe")
     pub = probe.create_publisher(Image, "/robot1/image_raw", QoSProfile(depth=1))  # reliable, as drivers default
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    cam = node._cameras[0]
-    assert cam.subscription.topic_name == "/robot1/image_raw" and cam.reliability == "reliable"
-    assert pub.get_subscription_count() == 1
-    node.trigger_deactivate()
-    node.trigger_cleanup()
-    node.destroy_node()
-    probe.destroy_node()
+    try:
+        with active_node(namespace="robot1") as node:
+            cam = node._cameras[0]
+            assert cam.subscription.topic_name == "/robot1/image_raw" and cam.reliability == "reliable"
+            assert pub.get_subscription_count() == 1
+    finally:
+        probe.destroy_node()
 
 
 def test_stamp_gaps_show_in_diagnostics(ros):
-    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False)])
-    node.trigger_configure()
-    node.trigger_activate()
-    cam = node._cameras[0]
     good = make_sample(1, "test", 0, (320, 240)).image
-    for i in list(range(8)) + [20]:  # a 10 Hz camera: frames 8..19 never arrived
-        msg = _image_msg(good, 0, "cam")
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(i * 100_000_000, 1_000_000_000)
-        node._on_image(cam, msg)
-        node._pipeline.wait_idle(10)
-    node._publish_diagnostics()
-    assert cam.counts.unseen == 12
-    node.trigger_deactivate()
-    node.trigger_cleanup()
-    node.destroy_node()
+    with active_node() as node:
+        cam = node._cameras[0]
+        for i in list(range(8)) + [20]:  # a 10 Hz camera: frames 8..19 never arrived
+            msg = _image_msg(good, 0, "cam")
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(i * 100_000_000, 1_000_000_000)
+            node._on_image(cam, msg)
+            node._pipeline.wait_idle(10)
+        node._publish_diagnostics()
+        assert cam.counts.unseen == 12
 
 
 def test_ctrl_c_under_ros2_run_exits_0_quickly(tmp_path):
