@@ -304,11 +304,16 @@ class DetectorNode(LifecycleNode):
 
 
 def _shut_down(node: DetectorNode) -> None:
-    """Go through the lifecycle's shutdown; after Ctrl-C the context may be gone, then release directly."""
+    """Go through the lifecycle's shutdown and destroy the node; after Ctrl-C the context may be gone, then
+    release directly. A failure here is reported in one line: the process is ending either way."""
     try:
-        node.trigger_shutdown()
-    except Exception:  # the context was shut down by the signal: transitions can no longer publish
-        node.on_shutdown(None)
+        try:
+            node.trigger_shutdown()
+        except Exception:  # the context was shut down by the signal: transitions can no longer publish
+            node.on_shutdown(None)
+        node.destroy_node()
+    except Exception as e:
+        print(f"detect_node: while shutting down: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 def main(args: list[str] | None = None) -> int:
@@ -330,7 +335,6 @@ def main(args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             _shut_down(node)
-            node.destroy_node()
         rclpy.try_shutdown()
     return code
 

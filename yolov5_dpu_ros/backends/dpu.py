@@ -55,6 +55,8 @@ def xclbin_pynq_dpu_wants(bit: Path) -> Path:
 def resolve_overlay(bit: str | Path | None, package: Path | None) -> Path:
     """The overlay .bit as pynq-dpu finds it (as given, then inside the pynq_dpu package), with its .hwh and
     .xclbin checked, and names pynq-dpu would mangle refused."""
+    if not bit and package is None:
+        raise ValueError(NEEDS_PYNQ)
     given = Path(bit) if bit else Path("dpu.bit")
     if given.suffix != ".bit":
         raise ValueError(f"overlay '{given}' is not a .bit file: give the overlay's .bit (its .hwh and .xclbin of "
