@@ -143,3 +143,15 @@ def test_two_workers_give_the_same_lines_in_the_same_order(tmp_path, model_args,
                         for line in captured.out.splitlines()])
         assert "7 processed, 1 unreadable" in captured.err
     assert outputs[0] == outputs[1] and len(outputs[0]) == 7
+
+
+def test_the_readme_command_writes_jsonl_into_the_annotation_folder_it_creates(tmp_path, capsys):
+    """README: yolov5-dpu detect demo/images --annotate out --jsonl out/detections.jsonl (out/ not there yet)."""
+    from pathlib import Path
+
+    images = Path(__file__).resolve().parents[1] / "demo" / "images"
+    out = tmp_path / "out"
+    assert main(["detect", str(images), "--annotate", str(out), "--jsonl", str(out / "detections.jsonl"),
+                 "--no-progress"]) == 0
+    assert len((out / "detections.jsonl").read_text().splitlines()) == len(list(images.glob("*.jpg")))
+    assert "6 processed, 0 unreadable" in capsys.readouterr().err

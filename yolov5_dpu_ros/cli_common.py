@@ -82,11 +82,12 @@ def build_workers(args: argparse.Namespace) -> list[Detector]:
         raise CliError(str(e)) from e
 
 
-def check_output_file(path: Path, flag: str) -> None:
-    """An output file can be written: its folder exists and it is not a folder itself."""
+def check_output_file(path: Path, flag: str, made: Path | None = None) -> None:
+    """An output file can be written: its folder exists (or is ``made``, a folder this run creates) and it
+    is not a folder itself."""
     if path.is_dir():
         raise CliError(f"{flag} {path} is a folder: give a file name")
-    if not path.parent.is_dir():
+    if not path.parent.is_dir() and not (made is not None and path.parent.resolve() == made.resolve()):
         raise CliError(f"{flag} {path}: folder {path.parent} does not exist; create it first (mkdir -p {path.parent})")
 
 

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from e
     jsonl = None if args.jsonl == "-" else Path(args.jsonl)
     if jsonl is not None:
-        check_output_file(jsonl, "--jsonl")
+        check_output_file(jsonl, "--jsonl", made=args.annotate)
     if args.annotate:
         check_output_folder(args.annotate, "--annotate")
     workers = build_workers(args)
