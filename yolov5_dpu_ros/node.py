@@ -282,10 +282,8 @@ class DetectorNode(LifecycleNode):
                 "input reliability": cam.reliability, "backend": self._config.backend,
                 "workers": str(self._config.workers),
             }
-            self._diagnostics_pub.publish(diagnostics(
-                now.to_msg(), f"yolov5_dpu_ros: {cam.topic}", self._config.backend, ok and counts.failed == 0,
-                message if counts.failed == 0 or not ok else f"{counts.failed} frames failed in the detector",
-                values))
+            self._diagnostics_pub.publish(diagnostics(now.to_msg(), f"yolov5_dpu_ros: {cam.topic}",
+                                                      self._config.backend, ok, message, values))
 
     def _on_set_parameters(self, changed: list) -> SetParametersResult:
         runtime = {p.name: p.value for p in changed if p.name in params.RUNTIME}
