@@ -26,7 +26,9 @@ from pathlib import Path
 import cv2
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
+
+from report import emit  # noqa: E402
 
 from demo.shapes import make_sample  # noqa: E402
 from yolov5_dpu_ros.backends.onnx import usable_cores  # noqa: E402
@@ -97,10 +99,7 @@ def main() -> int:
                     lines.append(f"| {name} | {workers} | {setting} | {cpu:.1f} | {wall:.1f} | {cpu / wall:.2f} | "
                                  f"{cpu / base:.2f}x |")
     text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
-    return 0
+    return emit(text, args.markdown)
 
 
 if __name__ == "__main__":

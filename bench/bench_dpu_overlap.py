@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "test")]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT), str(ROOT / "test")]
 
 from heads import clustered_heads  # noqa: E402
+from report import emit  # noqa: E402
 from vart_emulator import EmulatedDpu, emulated_backend  # noqa: E402
 
 from yolov5_dpu_ros.detector import Detector  # noqa: E402
@@ -100,10 +101,7 @@ def main() -> int:
     verdict = "met" if two >= 0.9 else "NOT met"
     lines += ["", f"Target >= 90 % utilisation with 2 workers: {100 * two:.1f} % ({verdict})."]
     text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
-    return 0
+    return emit(text, args.markdown)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "test")]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT), str(ROOT / "test")]
 
 from bench_pipeline import identical, median_ms, select_with_opencv  # noqa: E402
 from heads import clustered_heads  # noqa: E402
+from report import emit  # noqa: E402
 
 from yolov5_dpu_ros.model_meta import load_meta, meta_from_dict  # noqa: E402
 from yolov5_dpu_ros.postprocess import PostprocessConfig, Postprocessor  # noqa: E402
@@ -90,10 +91,7 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     table = render(bench(args.repeat))
-    print(table)
-    if args.markdown:
-        args.markdown.write_text(table + "\n")
-    return 0
+    return emit(table, args.markdown)
 
 
 if __name__ == "__main__":

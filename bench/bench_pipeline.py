@@ -23,9 +23,10 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "test")]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT), str(ROOT / "test")]
 
 from heads import clustered_heads  # noqa: E402  (the tests' generator of realistic raw heads)
+from report import emit  # noqa: E402
 
 from yolov5_dpu_ros.detections import Detections  # noqa: E402
 from yolov5_dpu_ros.model_meta import meta_from_dict  # noqa: E402
@@ -189,10 +190,7 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     table = render(bench_pre(args.repeat), bench_post(args.repeat))
-    print(table)
-    if args.markdown:
-        args.markdown.write_text(table + "\n")
-    return 0
+    return emit(table, args.markdown)
 
 
 if __name__ == "__main__":
