@@ -11,7 +11,6 @@ every row and applies the same thresholds and an OpenCV NMS. Detections are chec
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ sys.path[:0] = [str(ROOT / "bench"), str(ROOT), str(ROOT / "test")]
 
 from bench_pipeline import identical, median_ms, select_with_opencv  # noqa: E402
 from heads import clustered_heads  # noqa: E402
-from report import emit  # noqa: E402
+from report import emit, timing_arguments  # noqa: E402
 
 from yolov5_dpu_ros.model_meta import load_meta, meta_from_dict  # noqa: E402
 from yolov5_dpu_ros.postprocess import PostprocessConfig, Postprocessor  # noqa: E402
@@ -86,12 +85,8 @@ def render(rows: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=30, help="timed runs per cell (median reported)")
-    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
-    args = parser.parse_args()
-    table = render(bench(args.repeat))
-    return emit(table, args.markdown)
+    args = timing_arguments(__doc__)
+    return emit(render(bench(args.repeat)), args.markdown)
 
 
 if __name__ == "__main__":

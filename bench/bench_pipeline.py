@@ -13,7 +13,6 @@ Targets: pre-processing <= 1.3x the floor; post-processing >= 20x the baseline a
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT), str(ROOT / "test")]
 
 from heads import clustered_heads  # noqa: E402  (the tests' generator of realistic raw heads)
-from report import emit  # noqa: E402
+from report import emit, timing_arguments  # noqa: E402
 
 from yolov5_dpu_ros.detections import Detections  # noqa: E402
 from yolov5_dpu_ros.model_meta import meta_from_dict  # noqa: E402
@@ -185,12 +184,8 @@ def render(pre_rows: list[dict], post_rows: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=30, help="timed runs per cell (median reported)")
-    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
-    args = parser.parse_args()
-    table = render(bench_pre(args.repeat), bench_post(args.repeat))
-    return emit(table, args.markdown)
+    args = timing_arguments(__doc__)
+    return emit(render(bench_pre(args.repeat), bench_post(args.repeat)), args.markdown)
 
 
 if __name__ == "__main__":

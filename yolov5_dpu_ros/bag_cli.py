@@ -83,23 +83,20 @@ def run_bag(args: argparse.Namespace) -> int:
         reader = BagReader(args.bag, args.topics)
     except BagError as e:
         raise CliError(str(e)) from e
-    several = len(reader.topics) > 1
-    topics = {t: (output_topic(t, several), output_topic(t, several, "detections/timing")) for t in reader.topics}
-    if len({d for d, _ in topics.values()}) < len(topics):
-        reader.close()
-        raise CliError(f"topics {reader.topics} would share one output topic: pick one camera per namespace with "
-                       "--topics (e.g. the raw or the compressed stream, not both)")
     try:
+        several = len(reader.topics) > 1
+        topics = {t: (output_topic(t, several), output_topic(t, several, "detections/timing")) for t in reader.topics}
+        if len({d for d, _ in topics.values()}) < len(topics):
+            raise CliError(f"topics {reader.topics} would share one output topic: pick one camera per namespace "
+                           "with --topics (e.g. the raw or the compressed stream, not both)")
         detector = build_detector(args)  # inputs and the model first: nothing is written for a run that cannot go
-    except CliError:
-        reader.close()
-        raise
-    with removed_on_failure(args.out, args.annotate):
         try:
-            frames, bad, classes, timings, wall = _detect_bag(args, reader, detector, topics)
+            with removed_on_failure(args.out, args.annotate):
+                frames, bad, classes, timings, wall = _detect_bag(args, reader, detector, topics)
         finally:
-            reader.close()
             detector.close()
+    finally:
+        reader.close()
     print(summary(frames, bad, wall, timings, classes, detector.meta.names), file=sys.stderr)
     print(f"written: {args.out} on {sorted({d for d, _ in topics.values()})}", file=sys.stderr)
     return 0 if frames else 1
