@@ -33,8 +33,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "yolov5-dpu = yolov5_dpu_ros.cli:main",
-            "detect_node = yolov5_dpu_ros.node:main",
+            "yolov5-dpu = yolov5_dpu_ros.cli.main:main",
+            "detect_node = yolov5_dpu_ros.ros.node:main",
         ],
     },
 )

@@ -58,7 +58,7 @@ def cpu_of(args: list[str]) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one ``yolov5-dpu detect`` child process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "yolov5_dpu_ros.cli", "detect", *args, "--no-progress", "--jsonl",
+    subprocess.run([sys.executable, "-m", "yolov5_dpu_ros.cli.main", "detect", *args, "--no-progress", "--jsonl",
                     os.devnull], check=True, stderr=subprocess.DEVNULL, cwd=ROOT)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -28,9 +28,9 @@ from heads import clustered_heads  # noqa: E402
 from report import emit  # noqa: E402
 from vart_emulator import EmulatedDpu, emulated_backend  # noqa: E402
 
-from yolov5_dpu_ros.detector import Detector  # noqa: E402
-from yolov5_dpu_ros.model_meta import meta_from_dict  # noqa: E402
-from yolov5_dpu_ros.pipeline import DetectionPipeline  # noqa: E402
+from yolov5_dpu_ros.core.detector import Detector  # noqa: E402
+from yolov5_dpu_ros.core.model_meta import meta_from_dict  # noqa: E402
+from yolov5_dpu_ros.core.pipeline import DetectionPipeline  # noqa: E402
 
 LATENCY_S = 0.007
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]

@@ -23,9 +23,9 @@ from bench_pipeline import identical, median_ms, select_with_opencv  # noqa: E40
 from heads import clustered_heads  # noqa: E402
 from report import emit, timing_arguments  # noqa: E402
 
-from yolov5_dpu_ros.model_meta import load_meta, meta_from_dict  # noqa: E402
-from yolov5_dpu_ros.postprocess import PostprocessConfig, Postprocessor  # noqa: E402
-from yolov5_dpu_ros.preprocess import CONTRACTS, letterbox_geometry  # noqa: E402
+from yolov5_dpu_ros.core.model_meta import load_meta, meta_from_dict  # noqa: E402
+from yolov5_dpu_ros.core.postprocess import PostprocessConfig, Postprocessor  # noqa: E402
+from yolov5_dpu_ros.core.preprocess import CONTRACTS, letterbox_geometry  # noqa: E402
 
 PRESETS = ROOT / "config" / "models"
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]

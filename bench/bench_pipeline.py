@@ -27,10 +27,10 @@ sys.path[:0] = [str(ROOT / "bench"), str(ROOT), str(ROOT / "test")]
 from heads import clustered_heads  # noqa: E402  (the tests' generator of realistic raw heads)
 from report import emit, timing_arguments  # noqa: E402
 
-from yolov5_dpu_ros.detections import Detections  # noqa: E402
-from yolov5_dpu_ros.model_meta import meta_from_dict  # noqa: E402
-from yolov5_dpu_ros.postprocess import PostprocessConfig, Postprocessor  # noqa: E402
-from yolov5_dpu_ros.preprocess import Preprocessor, letterbox_geometry  # noqa: E402
+from yolov5_dpu_ros.core.detections import Detections  # noqa: E402
+from yolov5_dpu_ros.core.model_meta import meta_from_dict  # noqa: E402
+from yolov5_dpu_ros.core.postprocess import PostprocessConfig, Postprocessor  # noqa: E402
+from yolov5_dpu_ros.core.preprocess import Preprocessor, letterbox_geometry  # noqa: E402
 
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
 FIX_POINT = 6

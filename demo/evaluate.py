@@ -17,12 +17,12 @@ import numpy as np
 
 from demo.shapes import make_sample
 from yolov5_dpu_ros.backends.onnx import OnnxBackend
+from yolov5_dpu_ros.core.detector import Detector
+from yolov5_dpu_ros.core.metrics import EVAL_CONFIG, MeanAP
+from yolov5_dpu_ros.core.model_meta import load_meta
+from yolov5_dpu_ros.core.postprocess import Postprocessor
+from yolov5_dpu_ros.core.preprocess import Preprocessor
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
-from yolov5_dpu_ros.detector import Detector
-from yolov5_dpu_ros.metrics import EVAL_CONFIG, MeanAP
-from yolov5_dpu_ros.model_meta import load_meta
-from yolov5_dpu_ros.postprocess import Postprocessor
-from yolov5_dpu_ros.preprocess import Preprocessor
 
 
 def evaluate(model: Path, meta_path: Path, count: int, seed: int = 0) -> dict[str, tuple[float, float]]:

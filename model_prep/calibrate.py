@@ -13,8 +13,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from yolov5_dpu_ros.model_meta import FIX_POINT_RANGE
-from yolov5_dpu_ros.preprocess import Preprocessor
+from yolov5_dpu_ros.core.model_meta import FIX_POINT_RANGE
+from yolov5_dpu_ros.core.preprocess import Preprocessor
 
 RULES = ("mse", "maxabs")
 

@@ -26,10 +26,10 @@ from model_prep.calibrate import RULES, choose_fix_point, float_input
 from model_prep.export_onnx import calibration_images
 from model_prep.prepare import add_source_arguments, class_names, input_hw, load_dpu_model
 from model_prep.yolov5_model import model_meta
-from yolov5_dpu_ros.metrics import EVAL_CONFIG, MeanAP
-from yolov5_dpu_ros.postprocess import Postprocessor
-from yolov5_dpu_ros.preprocess import Preprocessor
-from yolov5_dpu_ros.sources import IMAGE_SUFFIXES
+from yolov5_dpu_ros.core.metrics import EVAL_CONFIG, MeanAP
+from yolov5_dpu_ros.core.postprocess import Postprocessor
+from yolov5_dpu_ros.core.preprocess import Preprocessor
+from yolov5_dpu_ros.core.sources import IMAGE_SUFFIXES
 
 
 def fake_quant(x, fix_point: int):

@@ -19,9 +19,9 @@ import numpy as np
 from model_prep import yolov5_model as ym
 from model_prep.calibrate import RULES, calibrate_heads, choose_fix_point, float_input
 from model_prep.prepare import add_source_arguments, class_names, input_hw, load_dpu_model
-from yolov5_dpu_ros.model_meta import save_meta
-from yolov5_dpu_ros.preprocess import Preprocessor
-from yolov5_dpu_ros.sources import iter_frames, resolve_source
+from yolov5_dpu_ros.core.model_meta import save_meta
+from yolov5_dpu_ros.core.preprocess import Preprocessor
+from yolov5_dpu_ros.core.sources import iter_frames, resolve_source
 
 
 def calibration_images(folder: Path, count: int) -> list[np.ndarray]:

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 from yolov5_dpu_ros.backends.dpu import check_tensors
-from yolov5_dpu_ros.dpu_verdict import describe_fingerprint, judge, parse_fingerprint
-from yolov5_dpu_ros.model_meta import load_meta, match_heads, save_meta
-from yolov5_dpu_ros.xmodel import XmodelInfo, read_xmodel
+from yolov5_dpu_ros.core.model_meta import load_meta, match_heads, save_meta
+from yolov5_dpu_ros.dpu.verdict import describe_fingerprint, judge, parse_fingerprint
+from yolov5_dpu_ros.dpu.xmodel import XmodelInfo, read_xmodel
 
 
 def report(info: XmodelInfo) -> list[str]:

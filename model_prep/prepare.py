@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from model_prep import yolov5_model as ym
-from yolov5_dpu_ros.model_meta import save_meta
+from yolov5_dpu_ros.core.model_meta import save_meta
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ from model_prep.calibrate import float_input
 from model_prep.environment import require_module
 from model_prep.export_onnx import calibration_images
 from model_prep.prepare import add_source_arguments, input_hw, load_dpu_model
-from yolov5_dpu_ros.preprocess import Preprocessor
+from yolov5_dpu_ros.core.preprocess import Preprocessor
 
 
 def main(argv: list[str] | None = None) -> int:

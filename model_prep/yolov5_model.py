@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from yolov5_dpu_ros.model_meta import ModelMeta
+from yolov5_dpu_ros.core.model_meta import ModelMeta
 
 FORBIDDEN_ACTIVATIONS = ("SiLU", "Hardswish", "Sigmoid", "Mish", "GELU")
 DPU_LEAKY_SLOPE = 26 / 256  # the DPUCZDX8G's LeakyReLU slope (0.1015625); any other slope runs on the CPU

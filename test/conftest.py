@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from yolov5_dpu_ros.model_meta import ModelMeta, save_meta
+from yolov5_dpu_ros.core.model_meta import ModelMeta, save_meta
 
 DATA = Path(__file__).parent / "data"
 

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from yolov5_dpu_ros.model_meta import ModelMeta
+from yolov5_dpu_ros.core.model_meta import ModelMeta
 
 
 def quantize(logits: np.ndarray, fix_point: int) -> np.ndarray:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from yolov5_dpu_ros.core.detector import Detector
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
-from yolov5_dpu_ros.detector import Detector
 
 pytest.importorskip("onnxruntime")
 from demo.evaluate import evaluate  # noqa: E402
@@ -34,7 +34,7 @@ def test_shipped_demo_images_give_the_drawn_objects():
 
     from demo.make_demo_inputs import DEMO_IMAGE_SIZES
     from demo.shapes import make_sample
-    from yolov5_dpu_ros.metrics import MeanAP, match_by_class
+    from yolov5_dpu_ros.core.metrics import MeanAP, match_by_class
 
     detector = Detector.from_files("onnx", DEMO_ONNX, DEMO_META)
     found_total, drawn_total = 0, 0

@@ -11,8 +11,8 @@ pytest.importorskip("rosbags")
 from rosbags.highlevel import AnyReader  # noqa: E402
 
 from demo.make_demo_inputs import FRAME_ID, IMAGE_TOPIC, moving_shapes, write_bag  # noqa: E402
-from yolov5_dpu_ros.bag_io import DETECTIONS, typestore  # noqa: E402
-from yolov5_dpu_ros.cli import main  # noqa: E402
+from yolov5_dpu_ros.cli.bag_io import DETECTIONS, typestore  # noqa: E402
+from yolov5_dpu_ros.cli.main import main  # noqa: E402
 
 DEMO_BAG = Path(__file__).resolve().parents[1] / "demo" / "shapes_camera_bag"
 
@@ -137,7 +137,7 @@ def test_a_failing_run_leaves_no_output_and_can_run_again(tmp_path, capsys):
 
 
 def test_a_run_interrupted_midway_removes_its_partial_output(tmp_path, monkeypatch):
-    from yolov5_dpu_ros import bag_cli
+    from yolov5_dpu_ros.cli import bag
 
     calls = []
 
@@ -147,7 +147,7 @@ def test_a_run_interrupted_midway_removes_its_partial_output(tmp_path, monkeypat
             raise KeyboardInterrupt
         return []
 
-    monkeypatch.setattr(bag_cli, "detection_fields", failing_fields)
+    monkeypatch.setattr(bag, "detection_fields", failing_fields)
     out = tmp_path / "out"
     assert main(["bag", str(DEMO_BAG), "--out", str(out), "--no-progress"]) == 130
     assert not out.exists()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import random_bgr
 
-from yolov5_dpu_ros.cli import main
+from yolov5_dpu_ros.cli.main import main
 
 
 @pytest.fixture()

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yolov5_dpu_ros.conversions import ROS_ENCODINGS, detection_fields, image_from_compressed, image_from_fields
-from yolov5_dpu_ros.detections import Detections
-from yolov5_dpu_ros.preprocess import Preprocessor
-from yolov5_dpu_ros.sources import iter_frames, resolve_source
+from yolov5_dpu_ros.core.conversions import ROS_ENCODINGS, detection_fields, image_from_compressed, image_from_fields
+from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.preprocess import Preprocessor
+from yolov5_dpu_ros.core.sources import iter_frames, resolve_source
 
 
 def _padded(image, step):

@@ -8,10 +8,10 @@ from conftest import random_bgr
 from test_postprocess import assert_same_detections, reference_detections
 
 from yolov5_dpu_ros.backends import allocate_outputs, make_backend
-from yolov5_dpu_ros.detector import Detector
-from yolov5_dpu_ros.model_meta import save_meta
-from yolov5_dpu_ros.postprocess import PostprocessConfig
-from yolov5_dpu_ros.preprocess import Preprocessor
+from yolov5_dpu_ros.core.detector import Detector
+from yolov5_dpu_ros.core.model_meta import save_meta
+from yolov5_dpu_ros.core.postprocess import PostprocessConfig
+from yolov5_dpu_ros.core.preprocess import Preprocessor
 
 
 def test_onnx_backend_honours_the_int8_contract(test_model):

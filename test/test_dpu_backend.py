@@ -18,9 +18,9 @@ from yolov5_dpu_ros.backends import dpu as dpu_module
 from yolov5_dpu_ros.backends import make_backend
 from yolov5_dpu_ros.backends.dpu import NEEDS_PYNQ, NEEDS_ROOT, DpuBackend, PynqDpuRuntime
 from yolov5_dpu_ros.backends.onnx import OnnxBackend
+from yolov5_dpu_ros.core.detector import Detector
+from yolov5_dpu_ros.core.model_meta import load_meta
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
-from yolov5_dpu_ros.detector import Detector
-from yolov5_dpu_ros.model_meta import load_meta
 
 IMAGE = make_sample(5, "test", 0, (640, 480)).image
 

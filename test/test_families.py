@@ -15,10 +15,10 @@ from reference_sources import functions, notebook_source
 from test_postprocess import assert_same_detections
 
 from model_prep import inspect as inspect_step
-from yolov5_dpu_ros.detections import Detections
-from yolov5_dpu_ros.model_meta import load_meta, meta_from_dict, save_meta
-from yolov5_dpu_ros.postprocess import BOX_DECODERS, PostprocessConfig, Postprocessor, decode_rows
-from yolov5_dpu_ros.preprocess import CONTRACTS, Preprocessor, letterbox_geometry, quantization_table
+from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.model_meta import load_meta, meta_from_dict, save_meta
+from yolov5_dpu_ros.core.postprocess import BOX_DECODERS, PostprocessConfig, Postprocessor, decode_rows
+from yolov5_dpu_ros.core.preprocess import CONTRACTS, Preprocessor, letterbox_geometry, quantization_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "config" / "models"

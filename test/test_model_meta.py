@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yolov5_dpu_ros.model_meta import load_meta, match_heads, meta_from_dict, save_meta
+from yolov5_dpu_ros.core.model_meta import load_meta, match_heads, meta_from_dict, save_meta
 
 GOOD = {"input_size": [640, 640], "strides": [8, 16, 32],
         "anchors": [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]],

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from demo.shapes import write_dataset
-from yolov5_dpu_ros.model_meta import load_meta
+from yolov5_dpu_ros.core.model_meta import load_meta
 
 
 @pytest.fixture(scope="module")

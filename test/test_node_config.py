@@ -12,8 +12,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yolov5_dpu_ros.input_health import CameraCounts, StampGaps, choose_reliability, health
-from yolov5_dpu_ros.param_spec import LAUNCH_ARGUMENTS, PARAMETERS, RELIABILITY, launch_value
+from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
+from yolov5_dpu_ros.ros.param_spec import LAUNCH_ARGUMENTS, PARAMETERS, RELIABILITY, launch_value
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNED = ("workers", "autostart", "input_reliability", "compressed", "conf_threshold", "iou_threshold",
@@ -26,7 +26,7 @@ def test_every_tuned_parameter_is_a_launch_argument():
     launch = (ROOT / "launch" / "detect.launch.py").read_text()
     tree = ast.parse(launch)
     imported = {a.name for n in ast.walk(tree) for a in getattr(n, "names", [])
-                if isinstance(n, ast.ImportFrom) and n.module == "yolov5_dpu_ros.param_spec"}
+                if isinstance(n, ast.ImportFrom) and n.module == "yolov5_dpu_ros.ros.param_spec"}
     assert {"LAUNCH_ARGUMENTS", "PARAMETERS", "launch_value"} <= imported
 
 

@@ -23,7 +23,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray, LabelInfo  # noqa: E402
 
 from demo.shapes import NAMES, make_sample  # noqa: E402
-from yolov5_dpu_ros.node import DetectorNode  # noqa: E402
+from yolov5_dpu_ros.ros.node import DetectorNode  # noqa: E402
 
 
 @pytest.fixture()
@@ -181,7 +181,7 @@ def test_ctrl_c_under_ros2_run_exits_0_quickly(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "yolov5_dpu_ros.node"], stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "yolov5_dpu_ros.ros.node"], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     time.sleep(8)  # configured and spinning
     start = time.monotonic()

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from vart_emulator import EmulatedDpu, emulated_backend
 
 from demo.shapes import make_sample
+from yolov5_dpu_ros.core.detector import Detector
+from yolov5_dpu_ros.core.model_meta import load_meta
+from yolov5_dpu_ros.core.pipeline import DetectionPipeline
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
-from yolov5_dpu_ros.detector import Detector
-from yolov5_dpu_ros.model_meta import load_meta
-from yolov5_dpu_ros.pipeline import DetectionPipeline
 
 FRAMES = [make_sample(9, "test", i, (320, 240)).image for i in range(6)]
 
@@ -92,7 +92,7 @@ def test_a_flooding_camera_does_not_starve_another(workers):
 
 
 def test_new_config_reaches_every_worker(workers):
-    from yolov5_dpu_ros.postprocess import PostprocessConfig
+    from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 
     results, on_result = _collect()
     pipe = DetectionPipeline(workers(3), on_result)

@@ -10,9 +10,9 @@ from heads import clustered_heads, random_heads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yolov5_dpu_ros.detections import Detections
-from yolov5_dpu_ros.model_meta import meta_from_dict
-from yolov5_dpu_ros.postprocess import (
+from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.model_meta import meta_from_dict
+from yolov5_dpu_ros.core.postprocess import (
     PostprocessConfig,
     Postprocessor,
     decode_rows,
@@ -21,7 +21,7 @@ from yolov5_dpu_ros.postprocess import (
     select,
     sigmoid,
 )
-from yolov5_dpu_ros.preprocess import letterbox_geometry
+from yolov5_dpu_ros.core.preprocess import letterbox_geometry
 
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
 # camera resolutions whose letterbox scale is exact, where YOLOv5's uniform-gain mapping is exact too
@@ -292,7 +292,7 @@ def test_bad_config_is_refused(kwargs):
 
 
 def test_nms_fallback_for_too_many_overlapping_pairs_gives_the_same_result(monkeypatch):
-    import yolov5_dpu_ros.postprocess as pp
+    import yolov5_dpu_ros.core.postprocess as pp
 
     meta = make_meta(nc=12)
     heads = random_heads(meta, np.random.default_rng(11), [4, 4, 4], obj_mean=-1.0)
@@ -335,7 +335,7 @@ def test_any_settings_give_a_valid_config_or_one_named_error(changes):
                                      dict(classes=[1.5]), dict(classes="12"), dict(agnostic="yes")])
 def test_detector_update_refuses_at_once_and_keeps_the_old_config(test_model, changes):
     from yolov5_dpu_ros.backends.onnx import OnnxBackend
-    from yolov5_dpu_ros.detector import Detector
+    from yolov5_dpu_ros.core.detector import Detector
 
     onnx_path, meta, _ = test_model
     detector = Detector(OnnxBackend(onnx_path, meta), meta)

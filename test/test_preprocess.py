@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import random_bgr
 
-from yolov5_dpu_ros.preprocess import Preprocessor, letterbox_geometry, quantization_table
+from yolov5_dpu_ros.core.preprocess import Preprocessor, letterbox_geometry, quantization_table
 
 SIZES = [(480, 640), (1080, 1920), (720, 1280), (1, 1), (7, 1000), (1000, 7), (517, 333), (640, 640),
          (100, 160), (321, 319), (2, 3)]

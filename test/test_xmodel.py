@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from xmodel_writer import write_xmodel
 
 from model_prep import inspect as inspect_step
+from yolov5_dpu_ros.core.model_meta import ModelMeta, load_meta, save_meta
 from yolov5_dpu_ros.demo_model import DEMO_ONNX
-from yolov5_dpu_ros.dpu_verdict import STOCK_FINGERPRINT, judge, parse_fingerprint
-from yolov5_dpu_ros.model_meta import ModelMeta, load_meta, save_meta
-from yolov5_dpu_ros.xmodel import XmodelError, read_xmodel
+from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, judge, parse_fingerprint
+from yolov5_dpu_ros.dpu.xmodel import XmodelError, read_xmodel
 
 VAI25 = "yolox_nano_b4096_vai25.xmodel"
 VAI35 = "yolox_nano_b4096_vai35.xmodel"

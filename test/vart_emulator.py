@@ -25,9 +25,9 @@ from typing import Callable, Sequence
 import numpy as np
 from xmodel_writer import write_xmodel
 
-from yolov5_dpu_ros.backends.base import TensorSpec
-from yolov5_dpu_ros.model_meta import ModelMeta
-from yolov5_dpu_ros.xmodel import read_xmodel
+from yolov5_dpu_ros.core.backend import TensorSpec
+from yolov5_dpu_ros.core.model_meta import ModelMeta
+from yolov5_dpu_ros.dpu.xmodel import read_xmodel
 
 
 class EmulatedTensor:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..model_meta import ModelMeta
-from .base import Backend, TensorSpec, allocate_outputs
+from yolov5_dpu_ros.core.backend import Backend, TensorSpec, allocate_outputs
+from yolov5_dpu_ros.core.model_meta import ModelMeta
 
 BACKENDS = ("onnx", "dpu")
 
@@ -22,12 +22,12 @@ def make_backend(name: str, meta: ModelMeta, model_path: str | Path, threads: in
     stock KV260 overlay) and ``allow_other_compiler``.
     """
     if name == "onnx":
-        from .onnx import OnnxBackend, threads_per_worker
+        from yolov5_dpu_ros.backends.onnx import OnnxBackend, threads_per_worker
 
         return OnnxBackend(model_path, meta, threads=threads_per_worker(threads, workers), spin=spin)
     if name == "dpu":
-        from ..dpu_verdict import STOCK_FINGERPRINT
-        from .dpu import DpuBackend
+        from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT
+        from yolov5_dpu_ros.backends.dpu import DpuBackend
 
         return DpuBackend(model_path, meta, bit=bit, fingerprint=fingerprint or STOCK_FINGERPRINT,
                           allow_other_compiler=allow_other_compiler)

@@ -19,10 +19,10 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from ..dpu_verdict import STOCK_FINGERPRINT, judge
-from ..model_meta import ModelMeta, match_heads
-from ..xmodel import XmodelInfo, read_xmodel
-from .base import TensorSpec
+from yolov5_dpu_ros.core.backend import TensorSpec
+from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads
+from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, judge
+from yolov5_dpu_ros.dpu.xmodel import XmodelInfo, read_xmodel
 
 LOG = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..model_meta import ModelMeta, match_heads
-from .base import TensorSpec
+from yolov5_dpu_ros.core.backend import TensorSpec
+from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads
 
 
 def _nchw_to_nhwc(shape: Sequence) -> tuple[int, ...] | None:

@@ -8,11 +8,11 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 
-from .backends import BACKENDS
-from .demo_model import DEMO_META, DEMO_ONNX
-from .dpu_verdict import parse_fingerprint
-from .param_spec import ALL_CLASSES, CLASS_ID_FORMATS, PARAMETERS, RELIABILITY, RUNTIME
-from .postprocess import PostprocessConfig
+from yolov5_dpu_ros.backends import BACKENDS
+from yolov5_dpu_ros.core.postprocess import PostprocessConfig
+from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
+from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
+from yolov5_dpu_ros.ros.param_spec import ALL_CLASSES, CLASS_ID_FORMATS, PARAMETERS, RELIABILITY, RUNTIME
 
 __all__ = ["NodeConfig", "RUNTIME", "declare", "read", "selection"]
 

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from . import validate
-from .detections import Detections
+from yolov5_dpu_ros.core import validate
+from yolov5_dpu_ros.core.detections import Detections
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from . import validate
-from .detections import Detections
-from .model_meta import ModelMeta, match_heads
-from .preprocess import Letterbox
+from yolov5_dpu_ros.core import validate
+from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads
+from yolov5_dpu_ros.core.preprocess import Letterbox
 
 
 @dataclass(frozen=True)

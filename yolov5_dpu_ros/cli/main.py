@@ -6,16 +6,16 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import bag_cli, detect_cli
-from .cli_common import CliError
+from yolov5_dpu_ros.cli import bag, detect
+from yolov5_dpu_ros.cli.common import CliError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``yolov5-dpu`` console script."""
     parser = argparse.ArgumentParser(prog="yolov5-dpu", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    detect_cli.register(commands)
-    bag_cli.register(commands)
+    detect.register(commands)
+    bag.register(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -12,11 +12,11 @@ from typing import Iterator
 
 import numpy as np
 
-from .backends import BACKENDS
-from .demo_model import DEMO_META, DEMO_ONNX
-from .detector import Detector, StageTimings
-from .dpu_verdict import parse_fingerprint
-from .postprocess import PostprocessConfig
+from yolov5_dpu_ros.backends import BACKENDS
+from yolov5_dpu_ros.core.detector import Detector, StageTimings
+from yolov5_dpu_ros.core.postprocess import PostprocessConfig
+from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
+from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
 
 STAGES = ("preprocess", "inference", "postprocess")
 

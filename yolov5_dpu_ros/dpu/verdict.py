@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .xmodel import XmodelInfo
+from yolov5_dpu_ros.dpu.xmodel import XmodelInfo
 
 STOCK_FINGERPRINT = 0x101000016010407  # the KV260 overlay (dpu.bit) of pynq-dpu 2.5.1: DPUCZDX8G_ISA1_B4096
 SUPPORTED_COMPILER = "2.5"

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, allocate_outputs, make_backend
-from .detections import Detections
-from .model_meta import ModelMeta, load_meta
-from .postprocess import PostprocessConfig, Postprocessor
-from .preprocess import CONTRACTS, Preprocessor
+from yolov5_dpu_ros.backends import Backend, allocate_outputs, make_backend
+from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.model_meta import ModelMeta, load_meta
+from yolov5_dpu_ros.core.postprocess import PostprocessConfig, Postprocessor
+from yolov5_dpu_ros.core.preprocess import CONTRACTS, Preprocessor
 
 
 @dataclass(frozen=True)

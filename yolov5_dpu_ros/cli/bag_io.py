@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .conversions import DetectionFields, image_from_compressed, image_from_fields
+from yolov5_dpu_ros.core.conversions import DetectionFields, image_from_compressed, image_from_fields
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"

@@ -11,8 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .bag_io import DETECTIONS, DIAGNOSTICS, BagError, BagReader, DetectionBagWriter, output_topic, typestore
-from .cli_common import (
+from yolov5_dpu_ros.cli.bag_io import (
+    DETECTIONS,
+    DIAGNOSTICS,
+    BagError,
+    BagReader,
+    DetectionBagWriter,
+    output_topic,
+    typestore,
+)
+from yolov5_dpu_ros.cli.common import (
     STAGES,
     CliError,
     add_model_arguments,
@@ -21,12 +29,12 @@ from .cli_common import (
     removed_on_failure,
     summary,
 )
-from .compare_plot import check_plot_path, plot_comparison
-from .conversions import detection_fields
-from .detections import Detections
-from .draw import VideoSink, draw_detections, to_bgr
-from .metrics import greedy_match
-from .progress import Progress
+from yolov5_dpu_ros.cli.compare_plot import check_plot_path, plot_comparison
+from yolov5_dpu_ros.cli.progress import Progress
+from yolov5_dpu_ros.core.conversions import detection_fields
+from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.draw import VideoSink, draw_detections, to_bgr
+from yolov5_dpu_ros.core.metrics import greedy_match
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -12,7 +12,7 @@ from typing import Sequence
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-from .conversions import DetectionFields
+from yolov5_dpu_ros.core.conversions import DetectionFields
 
 try:  # vision_msgs >= 4 (Humble)
     from vision_msgs.msg import LabelInfo, VisionClass

@@ -13,7 +13,7 @@ from typing import TextIO
 
 import cv2
 
-from .cli_common import (
+from yolov5_dpu_ros.cli.common import (
     CliError,
     add_model_arguments,
     build_workers,
@@ -22,12 +22,12 @@ from .cli_common import (
     removed_on_failure,
     summary,
 )
-from .detections import Detections
-from .detector import Detector, StageTimings
-from .draw import VideoSink, draw_detections
-from .pipeline import DetectionPipeline, FrameResult
-from .progress import Progress
-from .sources import Frame, Source, iter_frames, resolve_source
+from yolov5_dpu_ros.cli.progress import Progress
+from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.detector import Detector, StageTimings
+from yolov5_dpu_ros.core.draw import VideoSink, draw_detections
+from yolov5_dpu_ros.core.pipeline import DetectionPipeline, FrameResult
+from yolov5_dpu_ros.core.sources import Frame, Source, iter_frames, resolve_source
 
 
 def register(commands: argparse._SubParsersAction) -> None:

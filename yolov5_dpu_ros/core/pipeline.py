@@ -19,9 +19,9 @@ from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
-from .detections import Detections
-from .detector import Detector, StageTimings
-from .postprocess import PostprocessConfig
+from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.detector import Detector, StageTimings
+from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 
 LOG = logging.getLogger(__name__)
 LOG_EVERY_S = 5.0

@@ -9,7 +9,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .conversions import image_from_compressed
+from yolov5_dpu_ros.core.conversions import image_from_compressed
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")

@@ -27,13 +27,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
-from . import params
-from .conversions import detection_fields, image_from_compressed, image_from_fields
-from .detector import Detector
-from .draw import draw_detections, to_bgr
-from .input_health import CameraCounts, StampGaps, choose_reliability, health
-from .pipeline import DetectionPipeline, FrameResult
-from .ros_messages import LabelInfo, detection_array, diagnostics, label_info
+from yolov5_dpu_ros.core.conversions import detection_fields, image_from_compressed, image_from_fields
+from yolov5_dpu_ros.core.detector import Detector
+from yolov5_dpu_ros.core.draw import draw_detections, to_bgr
+from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
+from yolov5_dpu_ros.core.pipeline import DetectionPipeline, FrameResult
+from yolov5_dpu_ros.ros import params
+from yolov5_dpu_ros.ros.messages import LabelInfo, detection_array, diagnostics, label_info
 
 LOG_EVERY_S = 5.0
 POLICY_NAMES = {ReliabilityPolicy.RELIABLE: "reliable", ReliabilityPolicy.BEST_EFFORT: "best_effort"}

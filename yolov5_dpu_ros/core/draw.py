@@ -8,8 +8,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .detections import Detections
-from .preprocess import ENCODINGS
+from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.preprocess import ENCODINGS
 
 _PALETTE = np.array(
     [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),

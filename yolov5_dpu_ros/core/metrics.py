@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .detections import Detections
-from .postprocess import PostprocessConfig
+from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 EVAL_CONFIG = PostprocessConfig(conf_threshold=0.001, iou_threshold=0.6, max_detections=300)  # as YOLOv5's val

@@ -1,0 +1,1 @@
+"""The ``yolov5-dpu`` command and its sub-commands (detect, bag, compare)."""

@@ -1,0 +1,1 @@
+"""The ROS-free core: detections, metadata and model families, pre/post-processing, the detector, the pipeline."""
