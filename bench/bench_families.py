@@ -23,9 +23,10 @@ from bench_pipeline import identical, median_ms, select_with_opencv  # noqa: E40
 from heads import clustered_heads  # noqa: E402
 from report import emit, timing_arguments  # noqa: E402
 
+from yolov5_dpu_ros.core.families import family as model_family  # noqa: E402
 from yolov5_dpu_ros.core.model_meta import load_meta, meta_from_dict  # noqa: E402
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig, Postprocessor  # noqa: E402
-from yolov5_dpu_ros.core.preprocess import CONTRACTS, letterbox_geometry  # noqa: E402
+from yolov5_dpu_ros.core.preprocess import letterbox_geometry  # noqa: E402
 
 PRESETS = ROOT / "config" / "models"
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
@@ -61,7 +62,7 @@ def bench(repeat: int) -> list[dict]:
     rows = []
     for family, (meta, fix_points) in MODELS.items():
         post = Postprocessor(meta, meta.head_shapes, fix_points)
-        letterbox = letterbox_geometry((1080, 1920), meta.input_hw, CONTRACTS[family])
+        letterbox = letterbox_geometry((1080, 1920), meta.input_hw, model_family(meta.family).contract)
         cfg = PostprocessConfig()
         for k in (5, 50, 200):
             heads = clustered_heads(meta, np.random.default_rng(k), fix_points, k)

@@ -17,8 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from yolov5_dpu_ros.backends.dpu import check_tensors
 from yolov5_dpu_ros.core.model_meta import load_meta, match_heads, save_meta
+from yolov5_dpu_ros.dpu.board import check_tensors
 from yolov5_dpu_ros.dpu.verdict import describe_fingerprint, judge, parse_fingerprint
 from yolov5_dpu_ros.dpu.xmodel import XmodelInfo, read_xmodel
 
@@ -31,6 +31,7 @@ def report(info: XmodelInfo) -> list[str]:
     lines += [f"DPU: {c.dpu_name or '?'}, fingerprint {describe_fingerprint(c.fingerprint)}" for c in info.dpu]
     if info.cpu_op_types:
         lines.append(f"operators on the CPU (besides fix2float): {', '.join(info.cpu_op_types)}")
+    lines.append("tensors in VART's runner order (sorted by tensor name; heads are matched to strides by shape):")
     for kind, specs in (("input", info.inputs), ("output", info.outputs)):
         lines += [f"{kind} {i}: {list(t.shape)} fix_point {t.fix_point}  ({t.name})" for i, t in enumerate(specs)]
     return lines

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from yolov5_dpu_ros.core.detector import Detector
+from yolov5_dpu_ros.backends import OnnxSpec
+from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 
 pytest.importorskip("onnxruntime")
@@ -36,7 +37,7 @@ def test_shipped_demo_images_give_the_drawn_objects():
     from demo.shapes import make_sample
     from yolov5_dpu_ros.core.metrics import MeanAP, match_by_class
 
-    detector = Detector.from_files("onnx", DEMO_ONNX, DEMO_META)
+    (detector,) = build_detectors(OnnxSpec(DEMO_ONNX), DEMO_META)
     found_total, drawn_total = 0, 0
     for i, size in enumerate(DEMO_IMAGE_SIZES):
         truth = make_sample(7, "demo", i, size)  # the generator's labels for the shipped image

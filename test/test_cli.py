@@ -95,7 +95,7 @@ def one_image(tmp_path):
     (["--max-det", "0"], "max_detections must be in \\[1, inf\\]"),
     (["--conf", "nan"], "conf_threshold must be a finite number"),
     (["--iou", "inf"], "iou_threshold must be a finite number"),
-    (["--threads", "-1"], "--threads must be 0"),
+    (["--threads", "-1"], "threads must be 0"),
     (["--classes", "-2"], "classes\\[\\] must be in"),
     (["--backend", "dpu", "--model", "{tmp}/a.png"], "only files named \\*.xmodel"),
     (["--backend", "dpu", "--dpu-fingerprint", "B4096"], "fingerprint 'B4096' is not a number"),

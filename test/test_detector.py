@@ -7,18 +7,19 @@ import pytest
 from conftest import random_bgr
 from test_postprocess import assert_same_detections, reference_detections
 
-from yolov5_dpu_ros.backends import allocate_outputs, make_backend
+from yolov5_dpu_ros.backends import OnnxSpec, allocate_outputs
 from yolov5_dpu_ros.core.detector import Detector
 from yolov5_dpu_ros.core.model_meta import save_meta
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 from yolov5_dpu_ros.core.preprocess import Preprocessor
+from yolov5_dpu_ros.core.workers import build_detectors
 
 
 def test_onnx_backend_honours_the_int8_contract(test_model):
     onnx_path, meta, torch_model = test_model
     import torch
 
-    backend = make_backend("onnx", meta, onnx_path, threads=1)
+    backend = OnnxSpec(onnx_path, 1).open(meta, 1)
     assert backend.input_spec.shape == (1, 320, 320, 3) and backend.input_spec.fix_point == 7
     assert [s.shape for s in backend.output_specs] == list(meta.head_shapes)
     pre = Preprocessor(meta.input_hw, 7)
@@ -40,7 +41,7 @@ def test_onnx_backend_honours_the_int8_contract(test_model):
 
 def test_detector_equals_reference_on_its_own_heads(test_model, yolo_ref):
     onnx_path, meta, _ = test_model
-    detector = Detector(make_backend("onnx", meta, onnx_path), meta, PostprocessConfig(conf_threshold=0.05))
+    detector = Detector(OnnxSpec(onnx_path).open(meta, 1), meta, PostprocessConfig(conf_threshold=0.05))
     image = random_bgr(np.random.default_rng(1), 480, 640)
     found, timings = detector.detect(image)
     assert timings.preprocess_ms > 0 and timings.inference_ms > 0 and timings.postprocess_ms > 0
@@ -55,8 +56,8 @@ def test_detector_equals_reference_on_its_own_heads(test_model, yolo_ref):
 
 def test_thresholds_and_class_filter_change_while_running(test_model):
     onnx_path, meta, _ = test_model
-    detector = Detector.from_files("onnx", onnx_path, onnx_path.with_suffix(".yaml"),
-                                   PostprocessConfig(conf_threshold=0.02, max_detections=1000))
+    (detector,) = build_detectors(OnnxSpec(onnx_path), onnx_path.with_suffix(".yaml"),
+                                  config=PostprocessConfig(conf_threshold=0.02, max_detections=1000))
     image = random_bgr(np.random.default_rng(2), 480, 640)
     many, _ = detector.detect(image)
     assert len(many) > 5
@@ -74,17 +75,15 @@ def test_thresholds_and_class_filter_change_while_running(test_model):
 def test_mismatched_metadata_is_refused(test_model, tmp_path):
     onnx_path, meta, _ = test_model
     with pytest.raises(ValueError, match="expected one input of shape"):
-        make_backend("onnx", meta.__class__(**{**meta.__dict__, "input_hw": (640, 640)}), onnx_path)
+        OnnxSpec(onnx_path).open(meta.__class__(**{**meta.__dict__, "input_hw": (640, 640)}), 1)
     fewer = meta.__class__(**{**meta.__dict__, "names": meta.names[:12]})
     with pytest.raises(ValueError, match="matches no head"):
-        make_backend("onnx", fewer, onnx_path)
+        OnnxSpec(onnx_path).open(fewer, 1)
     with pytest.raises(ValueError, match="output_fix_points"):
-        make_backend("onnx", meta.with_fix_points(7, None), onnx_path)
+        OnnxSpec(onnx_path).open(meta.with_fix_points(7, None), 1)
     with pytest.raises(ValueError, match="not found"):
-        make_backend("onnx", meta, tmp_path / "missing.onnx")
+        OnnxSpec(tmp_path / "missing.onnx").open(meta, 1)
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a loadable ONNX"):
-        make_backend("onnx", meta, tmp_path / "junk.onnx")
-    with pytest.raises(ValueError, match="unknown backend"):
-        make_backend("tensorrt", meta, onnx_path)
+        OnnxSpec(tmp_path / "junk.onnx").open(meta, 1)
     save_meta(meta, tmp_path / "m.yaml")

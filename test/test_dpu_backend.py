@@ -11,16 +11,17 @@ import threading
 
 import numpy as np
 import pytest
-from vart_emulator import EmulatedDpu, emulated_backend, emulated_platform, overlay_files
+from vart_emulator import EmulatedDpu, binding, emulated_backend, emulated_platform, overlay_files
 
 from demo.shapes import make_sample
-from yolov5_dpu_ros.backends import dpu as dpu_module
-from yolov5_dpu_ros.backends import make_backend
-from yolov5_dpu_ros.backends.dpu import NEEDS_PYNQ, NEEDS_ROOT, DpuBackend, PynqDpuRuntime
+from yolov5_dpu_ros.backends import DpuSpec
+from yolov5_dpu_ros.backends.dpu import DpuBackend, PynqDpuRuntime
 from yolov5_dpu_ros.backends.onnx import OnnxBackend
 from yolov5_dpu_ros.core.detector import Detector
 from yolov5_dpu_ros.core.model_meta import load_meta
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
+from yolov5_dpu_ros.dpu import board as dpu_board
+from yolov5_dpu_ros.dpu.board import NEEDS_PYNQ, NEEDS_ROOT
 
 IMAGE = make_sample(5, "test", 0, (640, 480)).image
 
@@ -53,14 +54,15 @@ def _same_as_onnx(found, meta, image=IMAGE):
 
 def test_without_pynq_one_clear_line(meta, dpu, bit, tmp_path):
     with pytest.raises(ValueError) as e:
-        make_backend("dpu", meta, dpu.write_xmodel(tmp_path / "m.xmodel"), bit=bit)
+        DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel"), bit=bit).open(meta, 1)
     assert str(e.value) == NEEDS_PYNQ
 
 
-def test_scrambled_outputs_are_matched_by_shape(meta, tmp_path):
-    dpu = EmulatedDpu(DEMO_ONNX, meta, output_order=(2, 0, 1))
+def test_outputs_in_vart_name_order_are_matched_by_shape(meta, tmp_path):
+    dpu = EmulatedDpu(DEMO_ONNX, meta)  # tensors head_s8/16/32_fix: VART lists them s16, s32, s8
     backend = emulated_backend(dpu, tmp_path)
-    assert [s.shape[1] for s in backend.output_specs] == [10, 40, 20]
+    assert [s.name for s in backend.output_specs] == ["head_s16_fix", "head_s32_fix", "head_s8_fix"]
+    assert [s.shape[1] for s in backend.output_specs] == [20, 10, 40]
     _same_as_onnx(_detect(backend, meta), meta)
     assert [b.name for _, b in dpu.loaded] == ["dpu.bit"]
 
@@ -91,7 +93,7 @@ def test_overlay_needs_bit_hwh_and_xclbin_of_one_name(meta, dpu, tmp_path, missi
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel")
     expected = "overlay not found" if missing == ".bit" else f"overlay files missing: .*mydpu\\{missing}"
     with pytest.raises(ValueError, match=expected):
-        DpuBackend(xmodel, meta, bit=custom, runtime=dpu)
+        DpuBackend.load(xmodel, meta, bit=custom, runtime=dpu)
     assert dpu.loaded == []  # refused before the DPU was touched
 
 
@@ -99,14 +101,14 @@ def test_overlay_needs_bit_hwh_and_xclbin_of_one_name(meta, dpu, tmp_path, missi
 def test_overlay_names_pynq_dpu_would_mangle_are_refused(meta, dpu, tmp_path, stem):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel")
     with pytest.raises(ValueError, match="strips the characters '.', 'b', 'i', 't'.*rename"):
-        DpuBackend(xmodel, meta, bit=overlay_files(tmp_path / "ov", stem), runtime=dpu)
+        DpuBackend.load(xmodel, meta, bit=overlay_files(tmp_path / "ov", stem), runtime=dpu)
     assert dpu.loaded == []
 
 
 def test_model_path_must_end_in_xmodel(meta, dpu, bit, tmp_path):
     model = dpu.write_xmodel(tmp_path / "m.bin")
     with pytest.raises(ValueError, match="only files named \\*.xmodel"):
-        DpuBackend(model, meta, bit=bit, runtime=dpu)
+        DpuBackend.load(model, meta, bit=bit, runtime=dpu)
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -118,36 +120,36 @@ def test_model_path_must_end_in_xmodel(meta, dpu, bit, tmp_path):
 def test_preflight_refuses_before_loading(meta, dpu, bit, tmp_path, kwargs, message):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel", **kwargs)
     with pytest.raises(ValueError, match=message):
-        DpuBackend(xmodel, meta, bit=bit, runtime=dpu)
+        DpuBackend.load(xmodel, meta, bit=bit, runtime=dpu)
     assert dpu.loaded == []
 
 
 def test_other_compiler_allowed_explicitly_warns(meta, dpu, bit, tmp_path, caplog):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel", compiler="3.5.0")
     with caplog.at_level(logging.WARNING):
-        DpuBackend(xmodel, meta, bit=bit, allow_other_compiler=True, runtime=dpu)
+        DpuBackend.load(xmodel, meta, bit=bit, allow_other_compiler=True, runtime=dpu)
     assert "allowed by allow_other_compiler" in caplog.text and len(dpu.loaded) == 1
 
 
 def test_a_custom_overlay_fingerprint(meta, dpu, bit, tmp_path):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel", fingerprint=0x101000016010200, dpu_name="DPUCZDX8G_ISA1_B512")
     with pytest.raises(ValueError, match="DPUCZDX8G_ISA1_B512"):
-        DpuBackend(xmodel, meta, bit=bit, runtime=dpu)
-    DpuBackend(xmodel, meta, bit=bit, fingerprint=0x101000016010200, runtime=dpu)
+        DpuBackend.load(xmodel, meta, bit=bit, runtime=dpu)
+    DpuBackend.load(xmodel, meta, bit=bit, fingerprint=0x101000016010200, runtime=dpu)
 
 
 def test_quantizer_output_is_named(meta, dpu, bit, tmp_path):
     int_model = dpu.write_xmodel(tmp_path / "YOLOv5_int.xmodel", dpu_subgraphs=0)
     with pytest.raises(ValueError, match="_int.xmodel: compile it with vai_c_xir first"):
-        DpuBackend(int_model, meta, bit=bit, runtime=dpu)
+        DpuBackend.load(int_model, meta, bit=bit, runtime=dpu)
 
 
 def test_missing_and_foreign_model_files(meta, dpu, bit, tmp_path):
     with pytest.raises(ValueError, match="xmodel not found"):
-        DpuBackend(tmp_path / "nope.xmodel", meta, bit=bit, runtime=dpu)
+        DpuBackend.load(tmp_path / "nope.xmodel", meta, bit=bit, runtime=dpu)
     shutil.copy(DEMO_ONNX, tmp_path / "onnx.xmodel")
     with pytest.raises(ValueError, match="not an xmodel"):
-        DpuBackend(tmp_path / "onnx.xmodel", meta, bit=bit, runtime=dpu)
+        DpuBackend.load(tmp_path / "onnx.xmodel", meta, bit=bit, runtime=dpu)
     assert dpu.loaded == []
 
 
@@ -155,10 +157,10 @@ def test_metadata_mismatch_is_refused(meta, dpu, bit, tmp_path):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel")
     other_classes = meta.__class__(**{**meta.__dict__, "names": meta.names + ("hexagon",)})
     with pytest.raises(ValueError, match="matches no head"):
-        DpuBackend(xmodel, other_classes, bit=bit, runtime=dpu)
+        DpuBackend.load(xmodel, other_classes, bit=bit, runtime=dpu)
     other_size = meta.__class__(**{**meta.__dict__, "input_hw": (640, 640)})
     with pytest.raises(ValueError, match="metadata expects one"):
-        DpuBackend(xmodel, other_size, bit=bit, runtime=dpu)
+        DpuBackend.load(xmodel, other_size, bit=bit, runtime=dpu)
     assert dpu.loaded == []
 
 
@@ -172,7 +174,7 @@ def test_one_runner_refuses_a_second_caller_and_workers_get_their_own(meta, tmp_
     def call(b, o):
         try:
             b.run(buf, o)
-        except RuntimeError as e:
+        except binding().WouldAbort as e:  # on the board: CHECK(my_input_.empty()) aborts the process
             errors.append(str(e))
 
     def both(backends):
@@ -183,11 +185,116 @@ def test_one_runner_refuses_a_second_caller_and_workers_get_their_own(meta, tmp_
             t.join()
 
     both((backend, backend))
-    assert len(errors) == 1 and "one caller at a time" in errors[0]
+    assert len(errors) == 1 and "serves one caller" in errors[0]
     errors.clear()
     both((backend, backend.worker()))
     assert errors == [] and len(dpu.runners) == 2
     np.testing.assert_array_equal(outs[0][0], outs[1][0])
+
+
+# --- the runner through the VART binding's own argument conversions (vart_binding/runner_standin.cpp) ---
+
+def test_wait_takes_the_pair_and_a_bare_int_is_refused_by_the_binding(meta, tmp_path):
+    backend = emulated_backend(EmulatedDpu(DEMO_ONNX, meta), tmp_path)
+    runner = backend._runner
+    buffers = [np.zeros(backend.input_spec.shape, np.int8)], [np.empty(s.shape, np.int8) for s in backend.output_specs]
+    job = runner.execute_async(*buffers)
+    assert job == (1, 0)  # DpuRunnerDdr's job id on Zynq, always
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        runner.wait(job[0])  # what this backend did before: every frame failed on the board
+    assert runner.wait(job) == 0
+    _same_as_onnx(_detect(backend, meta), meta)  # the backend's own calls pass the binding
+
+
+def test_a_non_zero_status_is_an_error_naming_it(meta, tmp_path):
+    backend = emulated_backend(EmulatedDpu(DEMO_ONNX, meta), tmp_path)
+    backend._runner.run_job = lambda inputs, outputs: 3
+    with pytest.raises(RuntimeError, match="execute_async returned status 3"):
+        _detect(backend, meta)
+
+
+def _bad_buffers(spec):
+    ok = np.zeros(spec.shape, np.int8)
+    read_only = ok.copy()
+    read_only.setflags(write=False)
+    wide = np.zeros((*spec.shape[:-1], spec.shape[-1] * 2), np.int8)
+    return {"uint8": ok.astype(np.uint8), "read-only": read_only, "non-contiguous": wide[..., ::2],
+            "wrong size": np.zeros((1, *spec.shape[1:-1], spec.shape[-1] + 1), np.int8)}
+
+
+@pytest.mark.parametrize("kind,binding_error", [("uint8", "unsupported data type"), ("read-only", "read-only"),
+                                                ("non-contiguous", "not C-contiguous"),
+                                                ("wrong size", "elements for a tensor of")])
+def test_a_bad_buffer_is_caught_before_the_dpu_would_see_it(meta, tmp_path, kind, binding_error):
+    backend = emulated_backend(EmulatedDpu(DEMO_ONNX, meta), tmp_path)
+    bad = _bad_buffers(backend.input_spec)[kind]
+    outputs = [np.empty(s.shape, np.int8) for s in backend.output_specs]
+    with pytest.raises((binding().WouldAbort, ValueError), match=binding_error):
+        backend._runner.execute_async([bad], outputs)  # what VART itself would do with it
+    with pytest.raises(ValueError, match=f"DPU input buffer for tensor '{backend.input_spec.name}'"):
+        backend.run(bad, outputs)
+    out_bad = _bad_buffers(backend.output_specs[0])[kind]
+    with pytest.raises(ValueError, match="DPU output buffer"):
+        backend.run(np.zeros(backend.input_spec.shape, np.int8), [out_bad, *outputs[1:]])
+
+
+def test_buffers_are_checked_once_then_reused_unchecked(meta, tmp_path, monkeypatch):
+    from yolov5_dpu_ros.backends import dpu as dpu_backend
+
+    backend = emulated_backend(EmulatedDpu(DEMO_ONNX, meta), tmp_path)
+    checks = []
+    real = dpu_backend.check_buffer
+    monkeypatch.setattr(dpu_backend, "check_buffer", lambda *a: (checks.append(a[2]), real(*a)))
+    detector = Detector(backend, meta)
+    for _ in range(3):
+        detector.detect(IMAGE)
+    assert checks == ["input", "output", "output", "output"]
+
+
+def test_the_stand_in_converts_float32_as_vart_does(meta, tmp_path):
+    """VART's float path (tensor_buffer.cpp): input (int8_t)(x * 2^fix), truncated; output int8 * 2^-fix."""
+    dpu = EmulatedDpu(DEMO_ONNX, meta)
+    backend = emulated_backend(dpu, tmp_path)
+    fix = backend.input_spec.fix_point
+    ints = np.random.default_rng(0).integers(0, 127, backend.input_spec.shape).astype(np.int8)
+    floats = ((ints.astype(np.float32) + 0.75) * 2.0**-fix).astype(np.float32)  # truncates back to ints
+    int_out = [np.empty(s.shape, np.int8) for s in backend.output_specs]
+    float_out = [np.empty(s.shape, np.float32) for s in backend.output_specs]
+    backend._runner.execute_async([ints], int_out)
+    backend._runner.execute_async([floats], float_out)
+    for i, f, s in zip(int_out, float_out, backend.output_specs):
+        np.testing.assert_array_equal(f, i * np.float32(2.0**-s.fix_point))
+
+
+def test_every_vendor_call_is_listed_with_its_source_and_the_doubles_have_it(dpu):
+    from yolov5_dpu_ros.backends.dpu import VENDOR_CALLS
+
+    platform = emulated_platform(dpu)
+    runner = dpu.create_runner()
+    tensor = runner.get_output_tensors()[0]
+    provided = {
+        "pynq.Overlay": platform["pynq"].Overlay, "vart.Runner.create_runner": platform["vart"].Runner.create_runner,
+        "Runner.get_input_tensors": runner.get_input_tensors, "Runner.execute_async": runner.execute_async,
+        "Runner.wait": runner.wait, "xir.Tensor": tensor.get_attr,
+    }
+    calls = {c.call: c for c in VENDOR_CALLS}
+    assert set(provided) <= set(calls)
+    assert all(c.signature and ("v2.5" in c.source or "2.5.1" in c.source or "v3.0.1" in c.source)
+               for c in VENDOR_CALLS)
+    assert "tuple[int, int]" in calls["Runner.wait"].signature
+    assert tensor.dims == list(tensor.dims) and isinstance(tensor.get_attr("fix_point"), int)
+
+
+def test_the_overlay_stand_in_behaves_like_pynq(dpu, tmp_path, monkeypatch):
+    """PYNQ 3.0.1 pynq/bitstream.py: str names only, made absolute, IOError for a missing file."""
+    overlay = emulated_platform(dpu)["pynq"].Overlay
+    with pytest.raises(TypeError, match="has to be a string"):
+        overlay(tmp_path / "dpu.bit")
+    with pytest.raises(OSError, match="does not exist"):
+        overlay(str(tmp_path / "missing.bit"))
+    bit = overlay_files(tmp_path / "ov")
+    monkeypatch.chdir(tmp_path)
+    assert overlay("ov/dpu.bit").bitfile_name == str(bit)
 
 
 # --- pynq-dpu 2.5.1's own dpu.py, with only pynq.Overlay, vart and xir emulated -----------------------
@@ -204,7 +311,7 @@ def board(pynq_dpu_source, dpu, tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "pynq_dpu", raising=False)
     monkeypatch.delitem(sys.modules, "pynq_dpu.dpu", raising=False)
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(dpu_module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(dpu_board.os, "geteuid", lambda: 0)
     import pynq_dpu.dpu as real
 
     (tmp_path / "usr_lib").mkdir()
@@ -221,7 +328,7 @@ def board(pynq_dpu_source, dpu, tmp_path, monkeypatch):
 def test_real_pynq_dpu_detects_with_the_stock_overlay(board, dpu, meta, tmp_path):
     real, package, root = board
     xmodel = dpu.write_xmodel(tmp_path / "yolov5n_kv260.xmodel")
-    first = Detector(make_backend("dpu", meta, xmodel), meta)  # no bit: pynq_dpu's own dpu.bit
+    first = Detector(DpuSpec(xmodel).open(meta, 1), meta)  # no bit: pynq_dpu's own dpu.bit
     workers = [first, first.worker()]
     assert dpu.overlays == [str(package / "dpu.bit")]
     assert (root / "usr_lib" / "dpu.xclbin").is_file()  # pynq-dpu copied the overlay's xclbin
@@ -239,7 +346,7 @@ def test_the_naming_trap_is_real_and_refused_before_the_overlay(board, dpu, meta
         real.DpuOverlay(str(custom))
     dpu.overlays.clear()
     with pytest.raises(ValueError, match="would look for dpu_k.xclbin"):
-        make_backend("dpu", meta, dpu.write_xmodel(tmp_path / "m.xmodel"), bit=custom)
+        DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel"), bit=custom).open(meta, 1)
     assert dpu.overlays == []
 
 
@@ -251,7 +358,7 @@ def test_the_model_suffix_trap_is_real_and_refused_before_the_overlay(board, dpu
         overlay.load_model(str(model))
     dpu.overlays.clear()
     with pytest.raises(ValueError, match="only files named"):
-        make_backend("dpu", meta, model)
+        DpuSpec(model).open(meta, 1)
     assert dpu.overlays == []
 
 
@@ -259,21 +366,21 @@ def test_the_model_suffix_trap_is_real_and_refused_before_the_overlay(board, dpu
                                     dict(dpu_subgraphs=2)])
 def test_refusals_come_before_pynq_dpu_touches_anything(board, dpu, meta, tmp_path, kwargs):
     with pytest.raises(ValueError):
-        make_backend("dpu", meta, dpu.write_xmodel(tmp_path / "m.xmodel", **kwargs))
+        DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel", **kwargs)).open(meta, 1)
     assert dpu.overlays == [] and dpu.runners == []
 
 
 def test_not_root_is_refused_before_the_overlay(board, dpu, meta, tmp_path, monkeypatch):
-    monkeypatch.setattr(dpu_module.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(dpu_board.os, "geteuid", lambda: 1000)
     with pytest.raises(ValueError) as e:
-        make_backend("dpu", meta, dpu.write_xmodel(tmp_path / "m.xmodel"))
+        DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel")).open(meta, 1)
     assert str(e.value) == NEEDS_ROOT and dpu.overlays == []
 
 
 def test_a_custom_overlay_found_inside_the_package(board, dpu, meta, tmp_path):
     _, package, _ = board
     overlay_files(package, "kv260_custom")
-    make_backend("dpu", meta, dpu.write_xmodel(tmp_path / "m.xmodel"), bit="kv260_custom.bit")
+    DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel"), bit="kv260_custom.bit").open(meta, 1)
     assert dpu.overlays == [str(package / "kv260_custom.bit")]
 
 

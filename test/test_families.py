@@ -16,9 +16,10 @@ from test_postprocess import assert_same_detections
 
 from model_prep import inspect as inspect_step
 from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.families import family as model_family
 from yolov5_dpu_ros.core.model_meta import load_meta, meta_from_dict, save_meta
-from yolov5_dpu_ros.core.postprocess import BOX_DECODERS, PostprocessConfig, Postprocessor, decode_rows
-from yolov5_dpu_ros.core.preprocess import CONTRACTS, Preprocessor, letterbox_geometry, quantization_table
+from yolov5_dpu_ros.core.postprocess import PostprocessConfig, Postprocessor, decode_rows
+from yolov5_dpu_ros.core.preprocess import Preprocessor, letterbox_geometry, quantization_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "config" / "models"
@@ -70,7 +71,7 @@ def test_the_presets(v3_meta, x_meta, pynq_dpu_source):
 def test_yolov3_letterbox_equals_the_notebook(notebook, src_hw):
     bgr = random_bgr(np.random.default_rng(sum(src_hw)), *src_hw)
     reference = notebook["pre_process"](bgr, (416, 416))[0]  # RGB float /255, pad 128
-    pre = Preprocessor((416, 416), None, CONTRACTS["yolov3"])
+    pre = Preprocessor((416, 416), None, model_family("yolov3").contract)
     pre(bgr, "bgr8")
     np.testing.assert_array_equal(pre.buffer[0].astype(np.float32) / np.float32(255.0), reference)
 
@@ -79,14 +80,14 @@ def test_yolov3_letterbox_equals_the_notebook(notebook, src_hw):
 def test_yolox_letterbox_equals_yolox_preproc(yolox, src_hw):
     bgr = random_bgr(np.random.default_rng(sum(src_hw) + 1), *src_hw)
     reference, ratio = yolox["preproc"](bgr, (416, 416))  # BGR float 0-255 CHW, pad 114 bottom/right
-    pre = Preprocessor((416, 416), None, CONTRACTS["yolox"])
+    pre = Preprocessor((416, 416), None, model_family("yolox").contract)
     letterbox = pre(bgr, "bgr8")
     np.testing.assert_array_equal(pre.buffer[0].transpose(2, 0, 1).astype(np.float32), reference)
     assert letterbox.gain == ratio and (letterbox.top, letterbox.left) == (0, 0)
 
 
 def test_yolox_quantizes_0_255_pixels_with_the_models_negative_fix_point():
-    table = quantization_table(-1, CONTRACTS["yolox"].scale).view(np.int8)
+    table = quantization_table(-1, model_family("yolox").contract.scale).view(np.int8)
     np.testing.assert_array_equal(table, np.clip(np.round(np.arange(256) / 2), -128, 127))
 
 
@@ -108,7 +109,7 @@ def test_yolov3_decode_equals_the_notebook(notebook, v3_meta):
     heads = background(v3_meta, np.random.default_rng(3), obj_mean=0.0)
     anchors = np.asarray(v3_meta.anchors_px, np.float32).reshape(-1, 2)  # the notebook's 9 anchors, small first
     for level, (rows, grid, anchor, stride) in enumerate(_rows_by_level(v3_meta, heads)):
-        ours = decode_rows(rows, 1.0, grid, anchor, stride, BOX_DECODERS["yolov3"])
+        ours = decode_rows(rows, 1.0, grid, anchor, stride, model_family("yolov3").boxes)
         xy, wh, obj, cls = notebook["_get_feats"](heads[level], anchors[3 * level:3 * level + 3], 20, (416, 416))
         ref_xywh = np.concatenate((xy * 416, wh * 416), -1).reshape(-1, 4)
         np.testing.assert_allclose(ours[:, :4], ref_xywh, rtol=1e-4, atol=1e-3)
@@ -121,7 +122,7 @@ def test_yolox_decode_equals_demo_postprocess(yolox, x_meta):
     heads = background(x_meta, np.random.default_rng(4), obj_mean=0.0)
     flat = np.concatenate([h.reshape(1, -1, 85) for h in heads], axis=1).astype(np.float64)
     reference = yolox["demo_postprocess"](flat.copy(), (416, 416))[0]
-    ours = np.concatenate([decode_rows(rows, 1.0, grid, anchor, stride, BOX_DECODERS["yolox"])
+    ours = np.concatenate([decode_rows(rows, 1.0, grid, anchor, stride, model_family("yolox").boxes)
                            for rows, grid, anchor, stride in _rows_by_level(x_meta, heads)])
     np.testing.assert_allclose(ours[:, :4], reference[:, :4], rtol=1e-4, atol=1e-3)
 
@@ -169,7 +170,7 @@ def _family_case(meta, seed):
     rng = np.random.default_rng(seed)
     heads = clustered_heads(meta, rng, None, [0, 3, 8, 20][seed % 4])
     src_hw = FAMILY_SOURCES[seed % len(FAMILY_SOURCES)]
-    return heads, src_hw, letterbox_geometry(src_hw, meta.input_hw, CONTRACTS[meta.family])
+    return heads, src_hw, letterbox_geometry(src_hw, meta.input_hw, model_family(meta.family).contract)
 
 
 @pytest.mark.parametrize("seed", range(24))
@@ -196,7 +197,7 @@ def test_int8_early_rejection_changes_nothing(v3_meta, x_meta, family, seed):
     meta = v3_meta if family == "yolov3" else x_meta
     fix_points = (3, 3, 4) if family == "yolov3" else meta.output_fix_points
     heads = clustered_heads(meta, np.random.default_rng(300 + seed), fix_points, [3, 8, 20][seed % 3])
-    letterbox = letterbox_geometry((480, 640), meta.input_hw, CONTRACTS[family])
+    letterbox = letterbox_geometry((480, 640), meta.input_hw, model_family(meta.family).contract)
     config = V3_CONFIG if family == "yolov3" else X_CONFIG
     int8 = Postprocessor(meta, meta.head_shapes, fix_points)(heads, letterbox, config)
     floats = [h.astype(np.float32) * np.float32(2.0**-fp) for h, fp in zip(heads, fix_points)]
@@ -215,7 +216,7 @@ def test_inspect_writes_the_yolox_fixtures_fix_points_into_the_preset(real_xmode
     assert inspect_step.main([str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), "--meta", str(preset),
                               "--write"]) == 0
     out = capsys.readouterr().out
-    assert "outputs → strides [32, 16, 8]" in out
+    assert "outputs → strides [8, 16, 32]" in out  # VART order: 52x52 first
     assert load_meta(preset) == load_meta(PRESETS / "yolox_nano_coco.yaml")
 
 

@@ -1,14 +1,18 @@
 """TEST DOUBLE for the KV260 DPU, used only where the hardware is absent (these machines, CI, benchmarks).
 
-It mirrors the published VART 2.5 Python contract that ``yolov5_dpu_ros.backends.dpu`` relies on:
-runner ``get_input_tensors()`` / ``get_output_tensors()`` give tensors with ``.name``, ``.dims``,
-``.dtype`` and ``has_attr`` / ``get_attr("fix_point")``; ``execute_async(inputs, outputs)`` takes
-lists of int8 numpy buffers, blocks for the whole run (as ``DpuRunnerDdr`` does on Zynq boards) and
-returns ``(job_id, status)``; ``wait(job_id)`` returns 0. Like ``DpuRunnerDdr`` it refuses a second
-caller on a runner that is busy (``CHECK(my_input_.empty())``), and like a one-core B4096 DPU it runs
-one job at a time across all runners, queued on a timeline of the core. Underneath it runs the
-raw-head ONNX model with the tensors' fix points (int8 in, int8 out), then sleeps until its booked
-end (a fixed accelerator latency) with the GIL released.
+It behaves as the vendor calls listed in ``yolov5_dpu_ros.backends.dpu.VENDOR_CALLS`` are read from their
+sources (Vitis AI 2.5's VART, PYNQ 3.0.1, pynq-dpu 2.5.1). The runner's ``execute_async`` and ``wait`` are
+those of ``vart_binding/runner_standin.cpp``, a pybind11 module compiled at test time that converts
+arguments as VART's binding does (``wait`` takes the ``(job_id, status)`` pair, buffers are requested
+writable, formats other than int8/float32/int16, wrong element counts and non-contiguous buffers raise
+``WouldAbort``: on the board the process would abort or other memory would be read or written). Above it,
+this module keeps the runtime's behaviour: tensors listed sorted by name (``get_sorted_output_tensors``),
+``execute_async`` blocks for the whole run and returns ``(1, 0)`` (``DpuRunnerDdr`` on Zynq boards), a
+second caller on a busy runner is ``WouldAbort`` (``CHECK(my_input_.empty())``), float32 buffers are
+converted as ``tensor_buffer.cpp`` does (input truncated toward zero, unclamped; output int8 * 2^-fix), and
+like a one-core B4096 DPU it runs one job at a time across all runners, queued on a timeline of the core.
+Underneath it runs the raw-head ONNX model with the tensors' fix points (int8 in, int8 out), then sleeps
+until its booked end (a fixed accelerator latency) with the GIL released.
 ``emulated_platform`` builds the modules pynq-dpu 2.5.1's real ``dpu.py`` imports (``pynq`` with its
 ``Overlay``, ``vart``, ``xir``) on top of the same emulator, so that code runs unchanged in the tests.
 It is never part of the shipped package.
@@ -16,6 +20,7 @@ It is never part of the shipped package.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import types
@@ -23,6 +28,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import pytest
+import vart_binding
 from xmodel_writer import write_xmodel
 
 from yolov5_dpu_ros.core.backend import TensorSpec
@@ -50,40 +57,60 @@ class EmulatedTensor:
         return int(np.prod(self.dims))
 
 
-class EmulatedRunner:
-    """One vart.Runner: one caller at a time; jobs serialised on the shared DPU core."""
+def binding():
+    """The compiled binding stand-in; the tests that need it skip with the reason where it cannot be built."""
+    try:
+        return vart_binding.load()
+    except vart_binding.BindingUnavailableError as e:
+        pytest.skip(str(e))
 
-    def __init__(self, dpu: EmulatedDpu) -> None:
-        self._dpu = dpu
-        self._busy = threading.Lock()
-        self._jobs = 0
 
-    def get_input_tensors(self) -> list[EmulatedTensor]:
-        return [EmulatedTensor(self._dpu.input)]
+def _as_int8(buffer: np.ndarray, fix_point: int) -> np.ndarray:
+    """A buffer as the DPU sees it: int8 as given, float32 as VART converts it ((int8_t)(x * 2^fix))."""
+    if buffer.dtype == np.int8:
+        return buffer
+    return np.trunc(buffer * 2.0**fix_point).astype(np.int64).astype(np.int8)
 
-    def get_output_tensors(self) -> list[EmulatedTensor]:
-        return [EmulatedTensor(s) for s in self._dpu.outputs]
 
-    def execute_async(self, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> tuple[int, int]:
-        if not self._busy.acquire(blocking=False):
-            raise RuntimeError("Check failed: my_input_.empty() (a VART runner serves one caller at a time)")
-        try:
-            if len(inputs) != 1 or inputs[0].dtype != np.int8 or inputs[0].shape != self._dpu.input.shape:
-                raise ValueError(f"input must be one int8 buffer of {self._dpu.input.shape}")
-            for out, spec in zip(outputs, self._dpu.outputs, strict=True):
-                if out.dtype != np.int8 or out.shape != spec.shape:
-                    raise ValueError(f"output buffer {out.dtype} {out.shape}, tensor {spec.shape} xint8")
-            started = time.perf_counter()
-            self._dpu.compute(inputs[0], outputs)
-            done = self._dpu.schedule(started, max(self._dpu.latency_s, time.perf_counter() - started))
-            time.sleep(max(0.0, done - time.perf_counter()))
-            self._jobs += 1
-            return self._jobs, 0
-        finally:
-            self._busy.release()
+def make_runner_class():
+    """``EmulatedRunner``: the binding stand-in's Runner with the runtime's behaviour above it."""
 
-    def wait(self, job_id: int) -> int:
-        return 0
+    class EmulatedRunner(binding().Runner):
+        """One vart.Runner: one caller at a time; jobs serialised on the shared DPU core."""
+
+        def __init__(self, dpu: EmulatedDpu) -> None:
+            super().__init__([int(np.prod(dpu.input.shape))], [int(np.prod(s.shape)) for s in dpu.outputs])
+            self._dpu = dpu
+            self._busy = threading.Lock()
+
+        def get_input_tensors(self) -> list[EmulatedTensor]:
+            return [EmulatedTensor(self._dpu.input)]
+
+        def get_output_tensors(self) -> list[EmulatedTensor]:
+            return [EmulatedTensor(s) for s in self._dpu.outputs]
+
+        def run_job(self, inputs: list, outputs: list) -> int:
+            """Called by the stand-in's execute_async once the arguments passed its conversions."""
+            if not self._busy.acquire(blocking=False):
+                raise binding().WouldAbort("Check failed: my_input_.empty() (a VART runner serves one caller)")
+            try:
+                ins = [np.asarray(b) for b in inputs]
+                outs = [np.asarray(b) for b in outputs]
+                specs = self._dpu.outputs
+                heads = [o if o.dtype == np.int8 else np.empty(s.shape, np.int8) for o, s in zip(outs, specs)]
+                started = time.perf_counter()
+                self._dpu.compute(_as_int8(ins[0], self._dpu.input.fix_point).reshape(self._dpu.input.shape),
+                                  [h.reshape(s.shape) for h, s in zip(heads, self._dpu.outputs)])
+                for o, h, s in zip(outs, heads, self._dpu.outputs):
+                    if o.dtype != np.int8:
+                        o.reshape(s.shape)[...] = h.reshape(s.shape) * 2.0**-s.fix_point
+                done = self._dpu.schedule(started, max(self._dpu.latency_s, time.perf_counter() - started))
+                time.sleep(max(0.0, done - time.perf_counter()))
+                return 0
+            finally:
+                self._busy.release()
+
+    return EmulatedRunner
 
 
 class EmulatedDpu:
@@ -91,16 +118,17 @@ class EmulatedDpu:
 
     def __init__(self, onnx_path: Path | None, meta: ModelMeta, latency_s: float = 0.0,
                  input_fix_point: int | None = None, output_fix_points: Sequence[int] | None = None,
-                 output_order: Sequence[int] | None = None,
+                 output_names: Sequence[str] | None = None,
                  compute: Callable[[np.ndarray, Sequence[np.ndarray]], None] | None = None) -> None:
         from yolov5_dpu_ros.backends.onnx import OnnxBackend
 
         fps = list(output_fix_points or meta.output_fix_points)
-        order = list(output_order or range(len(meta.strides)))
+        names = list(output_names or (f"head_s{s}_fix" for s in meta.strides))
         self.meta = meta
         self.input = TensorSpec("images_fix", (1, *meta.input_hw, 3),
                                 meta.input_fix_point if input_fix_point is None else input_fix_point)
-        self.outputs = tuple(TensorSpec(f"head_s{meta.strides[lv]}_fix", meta.head_shape(lv), fps[lv]) for lv in order)
+        levels = sorted(range(len(meta.strides)), key=names.__getitem__)  # VART lists tensors by name
+        self.outputs = tuple(TensorSpec(names[lv], meta.head_shape(lv), fps[lv]) for lv in levels)
         self.latency_s = latency_s
         self.compute = compute or self._run_onnx
         if compute is None:  # the model itself runs underneath; a given compute replaces it (benchmarks)
@@ -111,7 +139,8 @@ class EmulatedDpu:
         self._free_at = 0.0
         self.loaded: list[tuple[Path, Path]] = []
         self.overlays: list[str] = []
-        self.runners: list[EmulatedRunner] = []
+        self.runners: list = []
+        self._runner_class = make_runner_class()
 
     def _run_onnx(self, input_buffer: np.ndarray, output_buffers: Sequence[np.ndarray]) -> None:
         heads = [np.empty(s.shape, np.int8) for s in self._onnx.output_specs]
@@ -132,12 +161,12 @@ class EmulatedDpu:
         outputs = [(s.name, s.shape, s.fix_point) for s in self.outputs]
         return write_xmodel(path, self.input.shape, self.input.fix_point, outputs, **kwargs)
 
-    def load(self, xmodel: Path, bit: Path) -> EmulatedRunner:
+    def load(self, xmodel: Path, bit: Path):
         self.loaded.append((xmodel, bit))
         return self.create_runner()
 
-    def create_runner(self) -> EmulatedRunner:
-        runner = EmulatedRunner(self)
+    def create_runner(self):
+        runner = self._runner_class(self)
         self.runners.append(runner)
         return runner
 
@@ -156,7 +185,7 @@ def emulated_backend(dpu: EmulatedDpu, folder: Path, meta: ModelMeta | None = No
 
     folder.mkdir(parents=True, exist_ok=True)
     xmodel = dpu.write_xmodel(folder / "model.xmodel")
-    return DpuBackend(xmodel, meta or dpu.meta, bit=overlay_files(folder / "overlay"), runtime=dpu)
+    return DpuBackend.load(xmodel, meta or dpu.meta, bit=overlay_files(folder / "overlay"), runtime=dpu)
 
 
 class _EmulatedSubgraph:
@@ -193,8 +222,17 @@ def emulated_platform(dpu: EmulatedDpu) -> dict[str, types.ModuleType]:
     """
 
     class Overlay:
-        def __init__(self, bitfile_name, dtbo=None, download=True, ignore_version=False, device=None):
-            self.bitfile_name = str(bitfile_name)
+        """PYNQ 3.0.1's Overlay as far as pynq-dpu uses it (pynq/bitstream.py ``Bitstream.__init__``): a str
+        name only, made absolute, the file must exist."""
+
+        def __init__(self, bitfile_name, dtbo=None, download=True, ignore_version=False, device=None,
+                     gen_cache=False):
+            if not isinstance(bitfile_name, str):
+                raise TypeError("Bitstream name has to be a string.")
+            path = os.path.abspath(bitfile_name)
+            if not os.path.isfile(path):
+                raise OSError(f"Bitstream file {bitfile_name} does not exist.")
+            self.bitfile_name = path
             dpu.overlays.append(self.bitfile_name)
             if download:
                 self.download()
@@ -202,8 +240,11 @@ def emulated_platform(dpu: EmulatedDpu) -> dict[str, types.ModuleType]:
         def download(self):
             pass
 
-    def create_runner(subgraph, mode):
-        assert subgraph.get_attr("device") == "DPU" and mode == "run"
+    def create_runner(subgraph, mode=""):
+        if not isinstance(subgraph, _EmulatedSubgraph) or not isinstance(mode, str):
+            raise TypeError("create_runner(): incompatible function arguments (xir.Subgraph, str)")
+        if subgraph.get_attr("device") != "DPU":
+            raise binding().WouldAbort("create_runner on a subgraph that is not a DPU subgraph")
         return dpu.create_runner()
 
     pynq = types.ModuleType("pynq")

@@ -1,34 +1,50 @@
-"""Backend factory: imports only the backend module that is asked for."""
+"""The backends and their typed options: a spec names the model file and opens the backend on it, importing
+only the backend module that is asked for."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from yolov5_dpu_ros.core.backend import Backend, TensorSpec, allocate_outputs
+from yolov5_dpu_ros.core.backend import Backend, BackendSpec, TensorSpec, allocate_outputs
+from yolov5_dpu_ros.core.choices import BACKENDS
 from yolov5_dpu_ros.core.model_meta import ModelMeta
+from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT
 
-BACKENDS = ("onnx", "dpu")
-
-__all__ = ["BACKENDS", "Backend", "TensorSpec", "allocate_outputs", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendSpec", "DpuSpec", "OnnxSpec", "TensorSpec", "allocate_outputs"]
 
 
-def make_backend(name: str, meta: ModelMeta, model_path: str | Path, threads: int = 0, workers: int = 1,
-                 spin: bool = False, bit: str | Path | None = None, fingerprint: int | None = None,
-                 allow_other_compiler: bool = False) -> Backend:
-    """Create the named backend for one model file (an ONNX for onnx, an xmodel for dpu).
+@dataclass(frozen=True)
+class OnnxSpec:
+    """A raw-head ONNX on ONNX Runtime: ``threads`` per worker (0: the usable cores divided among the workers);
+    ``spin`` lets idle ONNX Runtime threads spin-wait."""
 
-    onnx: ``threads`` per worker (0: the usable cores divided among ``workers``), ``spin`` lets idle
-    ONNX Runtime threads spin-wait. dpu: ``bit``, ``fingerprint`` (the overlay's DPU; None = pynq-dpu's
-    stock KV260 overlay) and ``allow_other_compiler``.
-    """
-    if name == "onnx":
+    model: Path
+    threads: int = 0
+    spin: bool = False
+    name: str = "onnx"
+
+    def open(self, meta: ModelMeta, workers: int) -> Backend:
         from yolov5_dpu_ros.backends.onnx import OnnxBackend, threads_per_worker
 
-        return OnnxBackend(model_path, meta, threads=threads_per_worker(threads, workers), spin=spin)
-    if name == "dpu":
-        from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT
+        if self.threads < 0:
+            raise ValueError(f"threads must be 0 (automatic) or more, got {self.threads}")
+        return OnnxBackend(self.model, meta, threads=threads_per_worker(self.threads, workers), spin=self.spin)
+
+
+@dataclass(frozen=True)
+class DpuSpec:
+    """A compiled xmodel on the KV260's DPU: the overlay ``bit`` (None: pynq-dpu's own), its DPU's
+    ``fingerprint`` and whether a model of another Vitis AI is let through."""
+
+    model: Path
+    bit: Path | None = None
+    fingerprint: int = STOCK_FINGERPRINT
+    allow_other_compiler: bool = False
+    name: str = "dpu"
+
+    def open(self, meta: ModelMeta, workers: int) -> Backend:
         from yolov5_dpu_ros.backends.dpu import DpuBackend
 
-        return DpuBackend(model_path, meta, bit=bit, fingerprint=fingerprint or STOCK_FINGERPRINT,
-                          allow_other_compiler=allow_other_compiler)
-    raise ValueError(f"unknown backend '{name}': use one of {list(BACKENDS)}")
+        return DpuBackend.load(self.model, meta, bit=self.bit, fingerprint=self.fingerprint,
+                               allow_other_compiler=self.allow_other_compiler)

@@ -1,19 +1,17 @@
 """DPU backend: a compiled xmodel on the KV260's DPU through pynq-dpu 2.5.1 (VART 2.5), int8 in and out.
 
 Everything that can be checked without touching the DPU is checked before PYNQ, VART or xir is
-imported: the xmodel's verdict (one DPU subgraph, Vitis AI 2.5, the overlay's fingerprint), its
-tensors against the metadata, and the traps of pynq-dpu 2.5.1's own code (overlay lookup and xclbin
-naming, the ``.xmodel`` suffix, root for ``/etc/vart.conf``, the PYNQ version). A model the DPU cannot
-run does not fail politely: VART kills the Python process. Shapes and fix points come from the
-runner's tensors, never from constants.
+imported (``dpu.board``): the xmodel's verdict, its tensors against the metadata, and the traps of
+pynq-dpu 2.5.1's own code. A model the DPU cannot run does not fail politely: VART kills the Python
+process. Shapes and fix points come from the runner's tensors, never from constants, and outputs are
+matched to the metadata's strides by shape (VART lists them sorted by tensor name).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import logging
-import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -21,16 +19,63 @@ import numpy as np
 
 from yolov5_dpu_ros.core.backend import TensorSpec
 from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads
-from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, judge
-from yolov5_dpu_ros.dpu.xmodel import XmodelInfo, read_xmodel
+from yolov5_dpu_ros.dpu.board import (
+    NEEDS_PYNQ,
+    NEEDS_ROOT,
+    PYNQ_VERSION_NOTE,
+    check_model,
+    is_root,
+    pynq_dpu_folder,
+    pynq_version_ok,
+    resolve_overlay,
+)
+from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT
+from yolov5_dpu_ros.dpu.xmodel import XmodelInfo
 
 LOG = logging.getLogger(__name__)
 
-NEEDS_PYNQ = ("the dpu backend needs PYNQ 3.0 with pynq-dpu 2.5.1 on a KV260 (run as root with the PYNQ "
-              "venv: source /etc/profile.d/pynq_venv.sh); use backend onnx on a PC")
-NEEDS_ROOT = ("the dpu backend must run as root: pynq-dpu's load_model rewrites /etc/vart.conf and copies the "
-              "overlay's xclbin to /usr/lib (sudo -i, source /etc/profile.d/pynq_venv.sh, then start the node)")
-OVERLAY_PARTS = (".bit", ".hwh")
+VAI = "Xilinx/Vitis-AI tag v2.5, src/Vitis-AI-Runtime/VART/"
+PYNQ_DPU = "pynq-dpu 2.5.1 sdist, pynq_dpu/dpu.py"
+
+
+@dataclass(frozen=True)
+class VendorCall:
+    """One call into PYNQ, pynq-dpu, VART or xir: the signature this backend relies on and where it was read."""
+
+    call: str
+    signature: str
+    source: str
+
+
+VENDOR_CALLS = (
+    VendorCall("pynq_dpu.DpuOverlay", "DpuOverlay(bitfile_name: str, dtbo=None, download=True, ignore_version="
+               "False, device=None): the .bit as given, else in the package folder; copies "
+               "bitfile.rstrip('.bit') + '.xclbin' to /usr/lib", PYNQ_DPU),
+    VendorCall("pynq.Overlay", "Overlay(bitfile_name: str, ...): TypeError unless a str, the path made absolute, "
+               "IOError('Bitstream file X does not exist.')", "PYNQ v3.0.1, pynq/bitstream.py Bitstream.__init__"),
+    VendorCall("DpuOverlay.load_model", "load_model(model: str): rewrites /etc/vart.conf, RuntimeError unless "
+               "*.xmodel, xir.Graph.deserialize, assert exactly one DPU subgraph, sets .runner = "
+               "vart.Runner.create_runner(subgraph, 'run') and .graph", PYNQ_DPU),
+    VendorCall("xir.Graph.get_root_subgraph", "get_root_subgraph() -> Subgraph",
+               VAI + "xir/src/python/wrapper/wrapper.cpp"),
+    VendorCall("xir.Subgraph.toposort_child_subgraph", "toposort_child_subgraph() -> list[Subgraph]; "
+               "has_attr(str) -> bool, get_attr('device') -> str", VAI + "xir/src/python/wrapper/wrapper.cpp"),
+    VendorCall("vart.Runner.create_runner", "create_runner(subgraph: xir.Subgraph, mode: str = '') -> Runner",
+               VAI + "vart/runner/python/runner_py_module.cpp"),
+    VendorCall("Runner.get_input_tensors", "get_input_tensors() / get_output_tensors() -> list[xir.Tensor], "
+               "sorted by tensor name (get_sorted_output_tensors, TensorLexicographicalOrder)",
+               VAI + "vart/dpu-runner/src/dpu_session_base_imp.cpp"),
+    VendorCall("xir.Tensor", ".name: str, .dims: list[int], .dtype: str, has_attr('fix_point') -> bool, "
+               "get_attr('fix_point') -> int (may be negative)", VAI + "xir/src/python/wrapper/wrapper.cpp"),
+    VendorCall("Runner.execute_async", "execute_async(inputs: list[buffer], outputs: list[buffer]) -> tuple[int, int]"
+               " (job_id, status); each buffer requested writable (read-only: ValueError); int8, float32 or "
+               "int16, else a glog CHECK aborts the process; taken as a C-contiguous array of the tensor's "
+               "element count, neither checked (other memory would be read or written); one caller per runner "
+               "(DpuRunnerDdr CHECK(my_input_.empty()) aborts); on Zynq it blocks and returns (1, 0)",
+               VAI + "vart/runner/python/runner_py_module.cpp, vart/dpu-runner/src/imp/dpu_runner_ddr.cpp"),
+    VendorCall("Runner.wait", "wait(job: tuple[int, int]) -> int: the pair execute_async returned (a bare int "
+               "raises pybind11's TypeError)", VAI + "vart/runner/python/runner_py_module.cpp"),
+)
 
 
 class DpuRuntime(Protocol):
@@ -41,78 +86,24 @@ class DpuRuntime(Protocol):
     def create_runner(self) -> Any: ...
 
 
-def pynq_dpu_folder() -> Path | None:
-    """The installed pynq_dpu package's folder, found without importing it (which imports PYNQ and VART)."""
-    spec = importlib.util.find_spec("pynq_dpu")
-    return Path(spec.origin).parent if spec and spec.origin else None
-
-
-def xclbin_pynq_dpu_wants(bit: Path) -> Path:
-    """The xclbin pynq-dpu 2.5.1 copies for an overlay: ``basename.rstrip(".bit") + ".xclbin"``, its own rule."""
-    return bit.parent / (bit.name.rstrip(".bit") + ".xclbin")
-
-
-def resolve_overlay(bit: str | Path | None, package: Path | None) -> Path:
-    """The overlay .bit as pynq-dpu finds it (as given, then inside the pynq_dpu package), with its .hwh and
-    .xclbin checked, and names pynq-dpu would mangle refused."""
-    if not bit and package is None:
-        raise ValueError(NEEDS_PYNQ)
-    given = Path(bit) if bit else Path("dpu.bit")
-    if given.suffix != ".bit":
-        raise ValueError(f"overlay '{given}' is not a .bit file: give the overlay's .bit (its .hwh and .xclbin of "
-                         "the same name beside it)")
-    found = given if given.is_file() else package / given if package and (package / given).is_file() else None
-    if found is None:
-        where = f" or in {package}" if package else ""
-        raise ValueError(f"overlay not found: {given} (looked as given{where}); install pynq-dpu 2.5.1 "
-                         "(pip3 install pynq-dpu==2.5.1 in the PYNQ venv) or give the path of a custom overlay")
-    wanted = xclbin_pynq_dpu_wants(found)
-    if wanted.name != found.stem + ".xclbin":
-        raise ValueError(f"overlay name '{found.name}': pynq-dpu 2.5.1 strips the characters '.', 'b', 'i', 't' "
-                         f"from the end of the name and would look for {wanted.name}; rename the .bit, .hwh and "
-                         f".xclbin so the name before .bit ends in another character (e.g. {found.stem}_ov.bit)")
-    missing = [str(found.with_suffix(s)) for s in (*OVERLAY_PARTS, ".xclbin") if not found.with_suffix(s).is_file()]
-    if missing:
-        raise ValueError(f"overlay files missing: {', '.join(missing)} (a DPU overlay needs .bit, .hwh and "
-                         "the .xclbin of the same name in one folder)")
-    return found
-
-
-def check_tensors(info: XmodelInfo, meta: ModelMeta) -> None:
-    """The model's input and heads must be the ones the metadata describes."""
-    expected_in = (1, *meta.input_hw, 3)
-    if len(info.inputs) != 1 or info.inputs[0].shape != expected_in:
-        raise ValueError(f"{info.path}: input tensors {[t.shape for t in info.inputs]}, the metadata expects one "
-                         f"{expected_in} (NHWC): use the metadata written for this model")
-    match_heads([t.shape for t in info.outputs], meta)
-
-
-def warn_pynq_version() -> None:
-    """pynq-dpu 2.5.1 is made for PYNQ 3.0; PYNQ 3.1's XRT 2.17 is reported to break VART 2.5."""
-    try:
-        version = importlib.metadata.version("pynq")
-    except importlib.metadata.PackageNotFoundError:
-        return
-    if not version.startswith("3.0"):
-        LOG.warning("PYNQ %s: pynq-dpu 2.5.1 is made for PYNQ 3.0.x (PYNQ 3.1's XRT 2.17 is reported to break "
-                    "VART 2.5 with a missing xclClose); if loading fails, use the Kria-PYNQ 3.0.1 image", version)
-
-
 def preflight(xmodel: str | Path, meta: ModelMeta, bit: str | Path | None = None,
               fingerprint: int = STOCK_FINGERPRINT, allow_other_compiler: bool = False) -> tuple[XmodelInfo, Path]:
     """Every check of the model and the overlay files, before PYNQ is imported; returns the model's facts and
     the overlay to load. (Root and the PYNQ version are checked by the runtime, before the overlay.)"""
-    xmodel = Path(xmodel)
-    if xmodel.suffix != ".xmodel":
-        raise ValueError(f"{xmodel}: pynq-dpu 2.5.1 loads only files named *.xmodel; rename it or give the "
-                         "compiled .xmodel")
-    info = read_xmodel(xmodel)
-    verdict = judge(info, fingerprint, allow_other_compiler)
-    verdict.check()
-    for note in verdict.notes:
+    info, notes = check_model(xmodel, meta, fingerprint, allow_other_compiler)
+    for note in notes:
         LOG.warning(note)
-    check_tensors(info, meta)
     return info, resolve_overlay(bit, pynq_dpu_folder())
+
+
+def warn_pynq_version() -> None:
+    """Warn once at load when the installed PYNQ is not 3.0.x."""
+    try:
+        version = importlib.metadata.version("pynq")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    if not pynq_version_ok(version):
+        LOG.warning("PYNQ %s: %s", version, PYNQ_VERSION_NOTE)
 
 
 def dpu_subgraphs(graph: Any) -> list:
@@ -127,7 +118,7 @@ class PynqDpuRuntime:
     def __init__(self) -> None:
         if pynq_dpu_folder() is None:
             raise ValueError(NEEDS_PYNQ)
-        if os.geteuid() != 0:
+        if not is_root():
             raise ValueError(NEEDS_ROOT)
         warn_pynq_version()
         try:
@@ -156,42 +147,73 @@ def _spec(tensor: Any) -> TensorSpec:
                       str(tensor.dtype))
 
 
+def check_buffer(buffer: np.ndarray, spec: TensorSpec, what: str) -> None:
+    """A buffer VART can take for ``spec`` as it is: VART checks none of this and would abort the process or
+    read and write other memory (see ``VENDOR_CALLS``)."""
+    problems = [text for bad, text in (
+        (buffer.dtype != np.int8, f"dtype {buffer.dtype}, not int8"),
+        (tuple(buffer.shape) != tuple(spec.shape), f"shape {tuple(buffer.shape)}, the tensor is {spec.shape}"),
+        (not buffer.flags.c_contiguous, "not C-contiguous (VART ignores strides)"),
+        (not buffer.flags.writeable, "read-only (VART requests every buffer writable)"),
+    ) if bad]
+    if problems:
+        raise ValueError(f"DPU {what} buffer for tensor '{spec.name}': {'; '.join(problems)}: allocate it with "
+                         "allocate_outputs / the pre-processor's own buffer")
+
+
 class DpuBackend:
-    """An xmodel on the DPU; ``worker()`` adds a runner on the same loaded model for another thread."""
+    """One VART runner on a loaded xmodel. ``load`` checks and loads the model; ``worker()`` adds a runner on
+    the same loaded model for another thread (a runner serves one caller)."""
 
     name = "dpu"
 
-    def __init__(self, xmodel: str | Path, meta: ModelMeta, bit: str | Path | None = None,
-                 fingerprint: int = STOCK_FINGERPRINT, allow_other_compiler: bool = False,
-                 runtime: DpuRuntime | None = None) -> None:
-        _, overlay = preflight(xmodel, meta, bit, fingerprint, allow_other_compiler)
-        runtime = runtime or PynqDpuRuntime()
-        self._runtime, self._meta = runtime, meta
-        self._attach(runtime.load(Path(xmodel), overlay))
-
-    def _attach(self, runner: Any) -> None:
+    def __init__(self, runner: Any, meta: ModelMeta, runtime: DpuRuntime) -> None:
         inputs = [_spec(t) for t in runner.get_input_tensors()]
         outputs = tuple(_spec(t) for t in runner.get_output_tensors())
         if len(inputs) != 1:
-            raise ValueError(f"the DPU runner has {len(inputs)} inputs; YOLOv5 has one")
-        match_heads([t.shape for t in outputs], self._meta)
-        self._runner = runner
+            raise ValueError(f"the DPU runner has {len(inputs)} inputs; a YOLO detector has one")
+        match_heads([t.shape for t in outputs], meta)
+        self._runner: Any = runner
+        self._runtime, self._meta = runtime, meta
         self.input_spec = inputs[0]
         self.output_specs = outputs
+        self._checked: tuple[np.ndarray, ...] = ()
+
+    @classmethod
+    def load(cls, xmodel: str | Path, meta: ModelMeta, bit: str | Path | None = None,
+             fingerprint: int = STOCK_FINGERPRINT, allow_other_compiler: bool = False,
+             runtime: DpuRuntime | None = None) -> DpuBackend:
+        """Check the model and the overlay (before PYNQ is imported), then load it; the first runner."""
+        _, overlay = preflight(xmodel, meta, bit, fingerprint, allow_other_compiler)
+        runtime = runtime or PynqDpuRuntime()
+        return cls(runtime.load(Path(xmodel), overlay), meta, runtime)
+
+    def _check_buffers(self, input_buffer: np.ndarray, output_buffers: Sequence[np.ndarray]) -> None:
+        """Check the caller's buffers once, when they first come (callers allocate them once per worker)."""
+        given = (input_buffer, *output_buffers)
+        if len(given) == len(self._checked) and all(a is b for a, b in zip(given, self._checked)):
+            return
+        if len(output_buffers) != len(self.output_specs):
+            raise ValueError(f"{len(output_buffers)} output buffers for {len(self.output_specs)} DPU output tensors")
+        check_buffer(input_buffer, self.input_spec, "input")
+        for buffer, spec in zip(output_buffers, self.output_specs):
+            check_buffer(buffer, spec, "output")
+        self._checked = given
 
     def run(self, input_buffer: np.ndarray, output_buffers: Sequence[np.ndarray]) -> None:
         """One DPU run: int8 NHWC in, int8 NHWC heads out in the runner's output order."""
-        job_id, status = self._runner.execute_async([input_buffer], list(output_buffers))
+        self._check_buffers(input_buffer, output_buffers)
+        job = self._runner.execute_async([input_buffer], list(output_buffers))
+        if job[1] != 0:
+            raise RuntimeError(f"DPU execute_async returned status {job[1]} (job {job[0]})")
+        status = self._runner.wait(job)
         if status != 0:
-            raise RuntimeError(f"DPU execute_async returned status {status}")
-        self._runner.wait(job_id)
+            raise RuntimeError(f"DPU wait returned status {status} (job {job[0]})")
 
     def worker(self) -> DpuBackend:
         """Another runner on the loaded model, for another worker thread (runners serve one caller)."""
-        other = object.__new__(DpuBackend)
-        other._runtime, other._meta = self._runtime, self._meta
-        other._attach(self._runtime.create_runner())
-        return other
+        return DpuBackend(self._runtime.create_runner(), self._meta, self._runtime)
 
     def close(self) -> None:
         self._runner = None
+        self._checked = ()

@@ -24,7 +24,7 @@ from yolov5_dpu_ros.cli.common import (
     STAGES,
     CliError,
     add_model_arguments,
-    build_detector,
+    build_workers,
     check_output_folder,
     removed_on_failure,
     summary,
@@ -97,7 +97,7 @@ def run_bag(args: argparse.Namespace) -> int:
         if len({d for d, _ in topics.values()}) < len(topics):
             raise CliError(f"topics {reader.topics} would share one output topic: pick one camera per namespace "
                            "with --topics (e.g. the raw or the compressed stream, not both)")
-        detector = build_detector(args)  # inputs and the model first: nothing is written for a run that cannot go
+        (detector,) = build_workers(args)  # inputs and the model first: nothing is written for a run that cannot go
         try:
             with removed_on_failure(args.out, args.annotate):
                 frames, bad, classes, timings, wall = _detect_bag(args, reader, detector, topics)

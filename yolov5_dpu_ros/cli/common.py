@@ -12,9 +12,10 @@ from typing import Iterator
 
 import numpy as np
 
-from yolov5_dpu_ros.backends import BACKENDS
+from yolov5_dpu_ros.backends import BACKENDS, BackendSpec, DpuSpec, OnnxSpec
 from yolov5_dpu_ros.core.detector import Detector, StageTimings
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig
+from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
 
@@ -53,32 +54,21 @@ def add_model_arguments(parser: argparse.ArgumentParser, workers: bool = False) 
     s.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
 
 
-def build_detector(args: argparse.Namespace) -> Detector:
-    """The Detector the model options describe; every problem becomes a CliError."""
-    try:
-        config = PostprocessConfig(args.conf, args.iou, args.max_det,
-                                   None if args.classes is None else tuple(args.classes), args.agnostic)
-        if args.threads < 0:
-            raise ValueError(f"--threads must be 0 (automatic) or more, got {args.threads}")
-        workers = getattr(args, "workers", 1)
-        if not 1 <= workers <= 8:
-            raise ValueError(f"--workers must be in [1, 8], got {workers}")
-        options = {"threads": args.threads, "workers": workers, "spin": args.onnx_spin}
-        if args.backend == "dpu":
-            options |= {"bit": args.bit, "fingerprint": parse_fingerprint(args.dpu_fingerprint),
-                        "allow_other_compiler": args.allow_other_compiler}
-        return Detector.from_files(args.backend, args.model, args.model_meta, config, **options)
-    except ValueError as e:
-        raise CliError(str(e)) from e
+def backend_spec(args: argparse.Namespace) -> BackendSpec:
+    """The backend and its options as the command line gives them."""
+    if args.backend == "dpu":
+        return DpuSpec(args.model, args.bit, parse_fingerprint(args.dpu_fingerprint), args.allow_other_compiler)
+    return OnnxSpec(args.model, args.threads, args.onnx_spin)
 
 
 def build_workers(args: argparse.Namespace) -> list[Detector]:
-    """One Detector per worker (--workers), sharing the loaded model; problems become a CliError."""
-    first = build_detector(args)
+    """One Detector per worker (``--workers``, 1 where the command has none) on the model the options
+    describe; every problem becomes a CliError."""
     try:
-        return [first] + [first.worker() for _ in range(getattr(args, "workers", 1) - 1)]
+        config = PostprocessConfig(args.conf, args.iou, args.max_det,
+                                   None if args.classes is None else tuple(args.classes), args.agnostic)
+        return build_detectors(backend_spec(args), args.model_meta, getattr(args, "workers", 1), config)
     except ValueError as e:
-        first.close()
         raise CliError(str(e)) from e
 
 

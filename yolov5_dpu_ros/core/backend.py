@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
+from yolov5_dpu_ros.core.model_meta import ModelMeta
+
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One int8 tensor: NHWC shape and fix point (float = int8 * 2**-fix_point)."""
+    """One int8 tensor: NHWC shape and fix point (float = int8 * 2**-fix_point), always read from the model
+    (the xmodel's tensor attribute, or the metadata for an ONNX); it can be negative."""
 
     name: str
     shape: tuple[int, ...]
@@ -36,6 +40,19 @@ class Backend(Protocol):
     def worker(self) -> Backend: ...
 
     def close(self) -> None: ...
+
+
+class BackendSpec(Protocol):
+    """Which backend to open on which model file, with that backend's own typed options
+    (``backends.OnnxSpec``, ``backends.DpuSpec``)."""
+
+    name: str
+    model: Path
+
+    def open(self, meta: ModelMeta, workers: int) -> Backend:
+        """The first instance on the model (``workers`` will share the machine: the onnx backend divides the
+        cores among them)."""
+        ...
 
 
 def allocate_outputs(specs: Sequence[TensorSpec]) -> list[np.ndarray]:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from yolov5_dpu_ros.core import validate
+from yolov5_dpu_ros.core.choices import CLASS_ID_FORMATS
 from yolov5_dpu_ros.core.detections import Detections
 
 
@@ -39,7 +40,6 @@ ROS_ENCODINGS: dict[str, RosEncoding] = {
     "rgb16": RosEncoding(_U16, 3, "rgb8"), "bgr16": RosEncoding(_U16, 3, "bgr8"),
     "rgba16": RosEncoding(_U16, 4, "rgba8"), "bgra16": RosEncoding(_U16, 4, "bgra8"),
 }
-CLASS_ID_FORMATS = ("name", "index")
 SIXTEEN_TO_EIGHT = 255.0 / 65535.0  # cv_bridge's convertTo scale
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 

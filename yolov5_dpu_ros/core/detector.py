@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from yolov5_dpu_ros.backends import Backend, allocate_outputs, make_backend
+from yolov5_dpu_ros.core.backend import Backend, allocate_outputs
 from yolov5_dpu_ros.core.detections import Detections
-from yolov5_dpu_ros.core.model_meta import ModelMeta, load_meta
+from yolov5_dpu_ros.core.families import family
+from yolov5_dpu_ros.core.model_meta import ModelMeta
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig, Postprocessor
-from yolov5_dpu_ros.core.preprocess import CONTRACTS, Preprocessor
+from yolov5_dpu_ros.core.preprocess import Preprocessor
 
 
 @dataclass(frozen=True)
@@ -42,18 +42,11 @@ class Detector:
         self.backend = backend
         self.meta = meta
         self.config = config or PostprocessConfig()
-        self._preprocess = Preprocessor(meta.input_hw, backend.input_spec.fix_point, CONTRACTS[meta.family])
+        self._preprocess = Preprocessor(meta.input_hw, backend.input_spec.fix_point, family(meta.family).contract)
         self._outputs = allocate_outputs(backend.output_specs)
         self._postprocess = Postprocessor(
             meta, [s.shape for s in backend.output_specs], [s.fix_point for s in backend.output_specs]
         )
-
-    @classmethod
-    def from_files(cls, backend: str, model_path: str | Path, meta_path: str | Path,
-                   config: PostprocessConfig | None = None, **backend_options: Any) -> Detector:
-        """Load metadata and model and build a Detector (``backend_options`` go to ``make_backend``)."""
-        meta = load_meta(meta_path)
-        return cls(make_backend(backend, meta, model_path, **backend_options), meta, config)
 
     def worker(self) -> Detector:
         """A Detector for another thread: same model and config, its own runner and buffers."""

@@ -26,10 +26,11 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
+from yolov5_dpu_ros.core.families import DEFAULT_FAMILY, family
+
 FIX_POINT_RANGE = range(-16, 17)
 MAX_INPUT_SIDE = 8192
 ACTIVATIONS = ("relu", "leakyrelu")
-FAMILIES = ("yolov5", "yolov3", "yolox")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class ModelMeta:
     input_fix_point: int
     output_fix_points: tuple[int, ...] | None = None
     activation: str | None = None
-    family: str = "yolov5"
+    family: str = DEFAULT_FAMILY
 
     @property
     def num_classes(self) -> int:
@@ -81,9 +82,9 @@ class ModelMeta:
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form; `meta_from_dict(meta.to_dict())` gives the same metadata back."""
-        d: dict[str, Any] = {"family": self.family} if self.family != "yolov5" else {}
+        d: dict[str, Any] = {"family": self.family} if self.family != DEFAULT_FAMILY else {}
         d |= {"input_size": list(self.input_hw), "strides": list(self.strides)}
-        if self.family != "yolox":  # anchor-free: its one cell-sized prior per stride goes without saying
+        if not family(self.family).anchor_free:  # its one cell-sized prior per stride goes without saying
             d["anchors"] = [[float(v) for wh in level for v in wh] for level in self.anchors_px]
         d |= {"names": list(self.names), "input_fix_point": self.input_fix_point}
         if self.output_fix_points is not None:
@@ -159,21 +160,23 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
     if not isinstance(d, dict):
         raise ValueError(f"{source}: expected a YAML mapping with input_size, strides, anchors, names")
     errors: list[str] = []
-    family = d.get("family", "yolov5")
-    if family not in FAMILIES:
-        errors.append(f"'family' must be one of {list(FAMILIES)}, got {family!r}")
-        family = "yolov5"
-    required = ("input_size", "strides", "names", "input_fix_point") + (("anchors",) if family != "yolox" else ())
+    try:
+        fam = family(d.get("family", DEFAULT_FAMILY))
+    except ValueError as e:
+        errors.append(str(e))
+        fam = family(DEFAULT_FAMILY)
+    required = ("input_size", "strides", "names", "input_fix_point") + (() if fam.anchor_free else ("anchors",))
     missing = [k for k in required if k not in d]
     if missing:
         errors.append(f"missing keys {missing}")
     size = _int_list(d.get("input_size"), "input_size", errors) if "input_size" in d else None
     strides = _int_list(d.get("strides"), "strides", errors) if "strides" in d else None
     anchors = _anchors(d.get("anchors"), errors) if "anchors" in d else None
-    if family == "yolox" and "anchors" not in d and strides is not None:  # anchor-free: one cell-sized prior
-        anchors = tuple(((float(s), float(s)),) for s in strides)
-    if family == "yolox" and anchors is not None and any(len(level) != 1 for level in anchors):
-        errors.append("a yolox model is anchor-free: give no anchors (or one per stride)")
+    if "anchors" not in d and strides is not None:
+        anchors = fam.default_anchors(tuple(strides))
+    problem = None if anchors is None else fam.anchor_problem(anchors)
+    if problem:
+        errors.append(problem)
     names = _names(d.get("names"), errors) if "names" in d else None
     in_fp = _fix_point(d.get("input_fix_point"), "input_fix_point", errors) if "input_fix_point" in d else None
     out_fps = None
@@ -211,7 +214,7 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
         input_fix_point=in_fp,
         output_fix_points=None if out_fps is None else tuple(out_fps),
         activation=activation,
-        family=family,
+        family=fam.name,
     )
 
 

@@ -2,7 +2,7 @@
 
 Candidates are rejected on the raw int8 objectness before any sigmoid: the confidence threshold
 becomes one integer per head, so the cost follows the number of objects, not the number of
-outputs. Only the box decode depends on the family (``BOX_DECODERS``: YOLOv5 v6/v7 ``Detect``,
+outputs. Only the box decode depends on the family (``families``: YOLOv5 v6/v7 ``Detect``,
 YOLOv3, YOLOX); the early rejection, scores, selection and NMS are shared and follow YOLOv5's
 ``non_max_suppression`` (single label per box, class-aware unless agnostic).
 """
@@ -17,6 +17,7 @@ import numpy as np
 
 from yolov5_dpu_ros.core import validate
 from yolov5_dpu_ros.core.detections import Detections
+from yolov5_dpu_ros.core.families import family, sigmoid, yolov5_boxes
 from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads
 from yolov5_dpu_ros.core.preprocess import Letterbox
 
@@ -47,11 +48,6 @@ class PostprocessConfig:
             set_(self, "classes", tuple(validate.integer(c, "classes[]", 0) for c in self.classes))
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function in float32."""
-    return 1.0 / (1.0 + np.exp(-x, dtype=np.float32))
-
-
 def raw_objectness_threshold(conf_threshold: float, fix_point: int | None) -> float:
     """Smallest raw head value that can still pass ``sigmoid(raw * 2**-fix_point) > conf``.
 
@@ -62,29 +58,6 @@ def raw_objectness_threshold(conf_threshold: float, fix_point: int | None) -> fl
     if fix_point is None:
         return logit - 1e-3
     return float(math.floor(logit * 2.0**fix_point))
-
-
-MAX_EXP = 20.0  # exp() argument cap for box sizes: e**20 pixels is no box, and it keeps float32 finite
-
-
-def yolov5_boxes(t: np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray, stride) -> np.ndarray:
-    """YOLOv5 v6/v7 ``Detect``: xy = (2 sigmoid(t) - 0.5 + grid) * stride, wh = (2 sigmoid(t))^2 * anchor."""
-    p = sigmoid(t)
-    return np.concatenate(((p[:, 0:2] * 2.0 - 0.5 + grid_xy) * stride, (p[:, 2:4] * 2.0) ** 2 * anchor_wh), axis=1)
-
-
-def yolov3_boxes(t: np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray, stride) -> np.ndarray:
-    """YOLOv3 (DPU-PYNQ's notebook): xy = (sigmoid(t) + grid) * stride, wh = exp(t) * anchor."""
-    return np.concatenate(((sigmoid(t[:, 0:2]) + grid_xy) * stride,
-                           np.exp(np.minimum(t[:, 2:4], MAX_EXP)) * anchor_wh), axis=1)
-
-
-def yolox_boxes(t: np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray, stride) -> np.ndarray:
-    """YOLOX (anchor-free): xy = (t + grid) * stride, wh = exp(t) * stride."""
-    return np.concatenate(((t[:, 0:2] + grid_xy) * stride, np.exp(np.minimum(t[:, 2:4], MAX_EXP)) * stride), axis=1)
-
-
-BOX_DECODERS = {"yolov5": yolov5_boxes, "yolov3": yolov3_boxes, "yolox": yolox_boxes}
 
 
 def decode_rows(raw: np.ndarray, scale: float | np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray,
@@ -244,7 +217,7 @@ class Postprocessor:
         levels = match_heads(output_shapes, meta)
         anchors = meta.anchors_array()
         self.meta = meta
-        self._boxes = BOX_DECODERS[meta.family]
+        self._boxes = family(meta.family).boxes
         self.no = 5 + meta.num_classes
         # visit outputs in stride order, as YOLOv5 concatenates them (this fixes the order of score ties)
         self._order = tuple(sorted(range(len(levels)), key=levels.__getitem__))

@@ -1,7 +1,7 @@
 """Pre-processing: a camera image (8-bit BGR, RGB, mono, BGRA, RGBA, YUV 4:2:2, Bayer) → letterboxed image
 in the model family's contract → int8 NHWC model input, in place.
 
-Each family was trained with its own contract (``CONTRACTS``): YOLOv5 RGB, ``letterbox(auto=False,
+Each family was trained with its own contract (``families.InputContract``): YOLOv5 RGB, ``letterbox(auto=False,
 color=114)`` centred with YOLOv5's rounding, /255; YOLOv3 as DPU-PYNQ's notebook, RGB, pad 128 centred
 with integer division, size truncated, /255; YOLOX BGR, 0-255, pad 114 at the bottom/right. A
 fixed-size accelerator input needs the full size, not a minimum rectangle. Quantization is
@@ -16,25 +16,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from yolov5_dpu_ros.core.families import FAMILIES, InputContract
 
-@dataclass(frozen=True)
-class InputContract:
-    """How a model family was fed in training: channel order, pixel scale, letterbox padding and placement."""
-
-    rgb: bool  # channel order RGB (else BGR)
-    scale: float  # model input = pixel * scale
-    pad: int  # letterbox padding value
-    centred: bool  # image in the middle (else at the top-left, padding at the bottom/right)
-    truncate: bool  # resized size int(side * gain) (else rounded, and centred with YOLOv5's -0.1)
-
-
-CONTRACTS = {
-    "yolov5": InputContract(rgb=True, scale=1 / 255, pad=114, centred=True, truncate=False),
-    "yolov3": InputContract(rgb=True, scale=1 / 255, pad=128, centred=True, truncate=True),
-    "yolox": InputContract(rgb=False, scale=1.0, pad=114, centred=False, truncate=True),
-}
-YOLOV5 = CONTRACTS["yolov5"]
-
+YOLOV5 = FAMILIES["yolov5"].contract
 
 
 @dataclass(frozen=True)

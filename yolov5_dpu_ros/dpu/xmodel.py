@@ -51,7 +51,7 @@ class XmodelInfo:
     graph_name: str
     children: tuple[SubgraphInfo, ...]
     compilers: tuple[str, ...]  # versions of xcompiler from libs_info, e.g. ("2.5.0",)
-    inputs: tuple[TensorSpec, ...]  # of the first DPU subgraph, runner order
+    inputs: tuple[TensorSpec, ...]  # of the first DPU subgraph, in VART's runner order (sorted by name)
     outputs: tuple[TensorSpec, ...]
 
     @property
@@ -239,7 +239,7 @@ def _parse(path: Path, data: memoryview) -> XmodelInfo:
         if device == "DPU" and not dpu_ops:
             dpu_ops = set(op_names)
     return XmodelInfo(path, name, tuple(children), _compilers(graph_attr.get("libs_info")),
-                      _dpu_inputs(ops, dpu_ops), _dpu_outputs(ops, dpu_ops, root))
+                      _dpu_inputs(ops, dpu_ops), _dpu_outputs(ops, dpu_ops))
 
 
 def _dpu_inputs(ops: dict[str, _Op], inside: set[str]) -> tuple[TensorSpec, ...]:
@@ -248,14 +248,9 @@ def _dpu_inputs(ops: dict[str, _Op], inside: set[str]) -> tuple[TensorSpec, ...]
     return tuple(ops[n].tensor for n in names if ops[n].tensor is not None)
 
 
-def _dpu_outputs(ops: dict[str, _Op], inside: set[str], root: dict[int, list]) -> tuple[TensorSpec, ...]:
-    """Tensors made inside the DPU subgraph and read outside it, in the order the graph lists their readers
-    (the order VART reported for the real fixture models: largest stride first)."""
-    readers = [n for child in root.get(10, []) for n in _leaf_ops(_message(child)) if n not in inside]
-    readers += [n for n in ops if n not in inside and n not in readers]
-    found: list[str] = []
-    for reader in readers:
-        for src in ops[reader].inputs if reader in ops else ():
-            if src in inside and src not in found:
-                found.append(src)
-    return tuple(ops[n].tensor for n in found if ops[n].tensor is not None)
+def _dpu_outputs(ops: dict[str, _Op], inside: set[str]) -> tuple[TensorSpec, ...]:
+    """Tensors made inside the DPU subgraph and read outside it, in VART's order: sorted by tensor name
+    (``get_sorted_output_tensors``, Vitis AI 2.5 ``dpu_session_base_imp.cpp``), not the graph's order."""
+    found = {src for n in ops if n not in inside for src in ops[n].inputs if src in inside}
+    tensors = [ops[n].tensor for n in found if ops[n].tensor is not None]
+    return tuple(sorted(tensors, key=lambda t: t.name))

@@ -28,10 +28,10 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from yolov5_dpu_ros.core.conversions import detection_fields, image_from_compressed, image_from_fields
-from yolov5_dpu_ros.core.detector import Detector
 from yolov5_dpu_ros.core.draw import draw_detections, to_bgr
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
 from yolov5_dpu_ros.core.pipeline import DetectionPipeline, FrameResult
+from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.ros import params
 from yolov5_dpu_ros.ros.messages import LabelInfo, detection_array, diagnostics, label_info
 
@@ -93,16 +93,11 @@ class DetectorNode(LifecycleNode):
             if self._declare_errors:
                 raise ValueError("; ".join(self._declare_errors))
             config = params.read(self)
-            options = ({"bit": config.bit or None, "fingerprint": config.dpu_fingerprint,
-                        "allow_other_compiler": config.allow_other_compiler} if config.backend == "dpu" else
-                       {"threads": config.threads, "workers": config.workers, "spin": config.onnx_spin})
-            first = Detector.from_files(config.backend, config.model, config.model_meta, config.selection,
-                                        **options)
-            detectors = [first] + [first.worker() for _ in range(config.workers - 1)]
+            detectors = build_detectors(config.backend_spec, config.model_meta, config.workers, config.selection)
         except ValueError as e:
             self.get_logger().error(f"cannot configure: {e}")
             return TransitionCallbackReturn.FAILURE
-        self._config, self._names = config, first.meta.names
+        self._config, self._names = config, detectors[0].meta.names
         several = len(config.input_topics) > 1
         self._cameras = [_camera(i, t, config.compressed, several) for i, t in enumerate(config.input_topics)]
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -116,7 +111,8 @@ class DetectorNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._pipeline = DetectionPipeline(detectors, self._on_result)
         self.get_logger().info(
-            f"{config.backend} model {config.model} ({len(self._names)} classes), {config.workers} workers, "
+            f"{config.backend_spec.name} model {config.backend_spec.model} ({len(self._names)} classes), "
+            f"{config.workers} workers, "
             f"cameras {[c.topic + (' (compressed)' if c.compressed else '') for c in self._cameras]}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -279,11 +275,11 @@ class DetectorNode(LifecycleNode):
                 "failed frames": str(counts.failed),
                 "publish errors (all cameras)": str(pipeline.counts.callback_errors),
                 "processed frames (all cameras)": str(pipeline.counts.processed),
-                "input reliability": cam.reliability, "backend": self._config.backend,
+                "input reliability": cam.reliability, "backend": self._config.backend_spec.name,
                 "workers": str(self._config.workers),
             }
             self._diagnostics_pub.publish(diagnostics(now.to_msg(), f"yolov5_dpu_ros: {cam.topic}",
-                                                      self._config.backend, ok, message, values))
+                                                      self._config.backend_spec.name, ok, message, values))
 
     def _on_set_parameters(self, changed: list) -> SetParametersResult:
         runtime = {p.name: p.value for p in changed if p.name in params.RUNTIME}

@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from yolov5_dpu_ros.backends import BACKENDS
-from yolov5_dpu_ros.core.conversions import CLASS_ID_FORMATS
+from yolov5_dpu_ros.core.choices import BACKENDS, CLASS_ID_FORMATS, RELIABILITY
 
-RELIABILITY = ("auto", "best_effort", "reliable")
 ALL_CLASSES = -1  # the `classes` default: [-1] keeps every class (ROS 2 cannot declare an empty int list)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 
-from yolov5_dpu_ros.backends import BACKENDS
+from yolov5_dpu_ros.backends import BACKENDS, BackendSpec, DpuSpec, OnnxSpec
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
@@ -21,15 +22,9 @@ __all__ = ["NodeConfig", "RUNTIME", "declare", "read", "selection"]
 class NodeConfig:
     """Everything the node needs at configure time, validated."""
 
-    backend: str
-    model: str
-    bit: str
-    dpu_fingerprint: int
-    allow_other_compiler: bool
+    backend_spec: BackendSpec
     model_meta: str
     workers: int
-    threads: int
-    onnx_spin: bool
     class_id_format: str
     publish_debug_image: bool
     input_reliability: str
@@ -100,8 +95,9 @@ def read(node: Node) -> NodeConfig:
         fingerprint = parse_fingerprint(v["dpu_fingerprint"])
     except ValueError as e:
         raise ValueError(f"parameter dpu_fingerprint: {e}") from e
-    model = v["xmodel"] if backend == "dpu" else v["onnx_model"] or str(DEMO_ONNX)
-    return NodeConfig(backend, model, v["bit"], fingerprint, v["allow_other_compiler"],
-                      v["model_meta"] or str(DEMO_META), v["workers"], v["threads"], v["onnx_spin"],
+    spec: BackendSpec = (DpuSpec(Path(v["xmodel"]), Path(v["bit"]) if v["bit"] else None, fingerprint,
+                                 v["allow_other_compiler"]) if backend == "dpu" else
+                         OnnxSpec(Path(v["onnx_model"] or DEMO_ONNX), v["threads"], v["onnx_spin"]))
+    return NodeConfig(spec, v["model_meta"] or str(DEMO_META), v["workers"],
                       _one_of(v, "class_id_format", CLASS_ID_FORMATS), v["publish_debug_image"],
                       _one_of(v, "input_reliability", RELIABILITY), topics, v["compressed"], selection(v))

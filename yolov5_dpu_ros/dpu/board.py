@@ -1,0 +1,96 @@
+"""The board's rules for the dpu backend, checked without PYNQ, VART or xir: pynq-dpu 2.5.1's overlay lookup
+and xclbin naming, the ``.xmodel`` suffix, root, the PYNQ version, and the model against its metadata.
+
+The backend's pre-flight and ``yolov5-dpu doctor`` both use these functions and these messages, so a user
+reads the same words for the same problem wherever it is found.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads
+from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, judge
+from yolov5_dpu_ros.dpu.xmodel import XmodelInfo, read_xmodel
+
+NEEDS_PYNQ = ("the dpu backend needs PYNQ 3.0 with pynq-dpu 2.5.1 on a KV260 (run as root with the PYNQ "
+              "venv: source /etc/profile.d/pynq_venv.sh); use backend onnx on a PC")
+NEEDS_ROOT = ("the dpu backend must run as root: pynq-dpu's load_model rewrites /etc/vart.conf and copies the "
+              "overlay's xclbin to /usr/lib (sudo -i, source /etc/profile.d/pynq_venv.sh, then start the node)")
+PYNQ_VERSION_NOTE = ("pynq-dpu 2.5.1 is made for PYNQ 3.0.x (PYNQ 3.1's XRT 2.17 is reported to break VART 2.5 "
+                     "with a missing xclClose); if loading fails, use the Kria-PYNQ 3.0.1 image")
+OVERLAY_PARTS = (".bit", ".hwh", ".xclbin")
+
+
+def pynq_dpu_folder() -> Path | None:
+    """The installed pynq_dpu package's folder, found without importing it (which imports PYNQ and VART)."""
+    spec = importlib.util.find_spec("pynq_dpu")
+    return Path(spec.origin).parent if spec and spec.origin else None
+
+
+def is_root() -> bool:
+    """Whether this process runs as root (pynq-dpu writes /etc/vart.conf and /usr/lib)."""
+    return os.geteuid() == 0
+
+
+def pynq_version_ok(version: str) -> bool:
+    """pynq-dpu 2.5.1 is made for PYNQ 3.0.x."""
+    return version.startswith("3.0")
+
+
+def xclbin_pynq_dpu_wants(bit: Path) -> Path:
+    """The xclbin pynq-dpu 2.5.1 copies for an overlay: ``basename.rstrip(".bit") + ".xclbin"``, its own rule."""
+    return bit.parent / (bit.name.rstrip(".bit") + ".xclbin")
+
+
+def resolve_overlay(bit: str | Path | None, package: Path | None) -> Path:
+    """The overlay .bit as pynq-dpu finds it (as given, then inside the pynq_dpu package), with its .hwh and
+    .xclbin checked, and names pynq-dpu would mangle refused."""
+    if not bit and package is None:
+        raise ValueError(NEEDS_PYNQ)
+    given = Path(bit) if bit else Path("dpu.bit")
+    if given.suffix != ".bit":
+        raise ValueError(f"overlay '{given}' is not a .bit file: give the overlay's .bit (its .hwh and .xclbin of "
+                         "the same name beside it)")
+    found = given if given.is_file() else package / given if package and (package / given).is_file() else None
+    if found is None:
+        where = f" or in {package}" if package else ""
+        raise ValueError(f"overlay not found: {given} (looked as given{where}); install pynq-dpu 2.5.1 "
+                         "(pip3 install pynq-dpu==2.5.1 in the PYNQ venv) or give the path of a custom overlay")
+    wanted = xclbin_pynq_dpu_wants(found)
+    if wanted.name != found.stem + ".xclbin":
+        raise ValueError(f"overlay name '{found.name}': pynq-dpu 2.5.1 strips the characters '.', 'b', 'i', 't' "
+                         f"from the end of the name and would look for {wanted.name}; rename the .bit, .hwh and "
+                         f".xclbin so the name before .bit ends in another character (e.g. {found.stem}_ov.bit)")
+    missing = [str(found.with_suffix(s)) for s in OVERLAY_PARTS if not found.with_suffix(s).is_file()]
+    if missing:
+        raise ValueError(f"overlay files missing: {', '.join(missing)} (a DPU overlay needs .bit, .hwh and "
+                         "the .xclbin of the same name in one folder)")
+    return found
+
+
+def check_tensors(info: XmodelInfo, meta: ModelMeta) -> None:
+    """The model's input and heads must be the ones the metadata describes."""
+    expected_in = (1, *meta.input_hw, 3)
+    if len(info.inputs) != 1 or info.inputs[0].shape != expected_in:
+        raise ValueError(f"{info.path}: input tensors {[t.shape for t in info.inputs]}, the metadata expects one "
+                         f"{expected_in} (NHWC): use the metadata written for this model")
+    match_heads([t.shape for t in info.outputs], meta)
+
+
+def check_model(xmodel: str | Path, meta: ModelMeta | None, fingerprint: int = STOCK_FINGERPRINT,
+                allow_other_compiler: bool = False) -> tuple[XmodelInfo, list[str]]:
+    """The xmodel's name, verdict and tensors (against ``meta`` when given); returns its facts and the verdict's
+    warnings, raises ValueError naming the first problem and its fix."""
+    path = Path(xmodel)
+    if path.suffix != ".xmodel":
+        raise ValueError(f"{path}: pynq-dpu 2.5.1 loads only files named *.xmodel; rename it or give the "
+                         "compiled .xmodel")
+    info = read_xmodel(path)
+    verdict = judge(info, fingerprint, allow_other_compiler)
+    verdict.check()
+    if meta is not None:
+        check_tensors(info, meta)
+    return info, list(verdict.notes)
