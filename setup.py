@@ -22,7 +22,7 @@ setup(
     install_requires=["numpy>=1.21", "opencv-python-headless>=4.5", "PyYAML>=5.4", "onnxruntime>=1.14",
                       "setuptools"],
     extras_require={
-        "bag": ["rosbags>=0.9.20"],
+        "bag": ["rosbags>=0.10.9"],
         "plot": ["matplotlib>=3.5"],
         "test": ["pytest", "ruff", "hypothesis"],
     },

@@ -8,6 +8,7 @@ it on the ``Conv`` class, so it leaks into every model built later in the proces
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import types
 from pathlib import Path
@@ -92,13 +93,20 @@ def build_model(cfg: str | Path | dict[str, Any], yolo: types.SimpleNamespace, n
     return model.eval()
 
 
+def checkpoint_load_options(torch_version: str) -> dict:
+    """``torch.load`` options for a full training checkpoint: ``weights_only=False`` where torch knows the
+    keyword (1.13 and newer; 2.6 made True the default), nothing on the Vitis AI 2.5 docker's torch 1.10."""
+    major, minor = (int(re.match(r"\d+", part).group()) for part in torch_version.split(".")[:2])
+    return {"weights_only": False} if (major, minor) >= (1, 13) else {}
+
+
 def load_checkpoint(path: str | Path, yolo: types.SimpleNamespace):
     """A YOLOv5 training checkpoint (``ema`` or ``model``) as a float eval model."""
     torch = _torch()
     path = Path(path)
     if not path.is_file():
         raise SystemExit(f"checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(path, map_location="cpu", **checkpoint_load_options(torch.__version__))
     model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else ckpt
     if model is None or not hasattr(model, "model"):
         raise SystemExit(f"{path} holds no YOLOv5 model (expected a train.py checkpoint with 'model' or 'ema')")

@@ -135,6 +135,9 @@ def test_a_custom_overlay_fingerprint(meta, dpu, bit, tmp_path):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel", fingerprint=0x101000016010200, dpu_name="DPUCZDX8G_ISA1_B512")
     with pytest.raises(ValueError, match="DPUCZDX8G_ISA1_B512"):
         DpuBackend.load(xmodel, meta, bit=bit, runtime=dpu)
+    with pytest.raises(binding().WouldAbort, match="CHECK fingerprint fail"):
+        dpu.load(xmodel, bit)  # what VART itself would do with it on the stock overlay: abort the process
+    dpu.fingerprint = 0x101000016010200  # a custom B512 overlay
     DpuBackend.load(xmodel, meta, bit=bit, fingerprint=0x101000016010200, runtime=dpu)
 
 

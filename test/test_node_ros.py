@@ -189,3 +189,60 @@ def test_ctrl_c_under_ros2_run_exits_0_quickly(tmp_path):
     code = proc.wait(timeout=10)
     err = proc.stderr.read()
     assert code == 0 and time.monotonic() - start < 5 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("error,expected", [
+    (RuntimeError("xrt: device busy"), "RuntimeError: xrt: device busy; the DPU runtime"),
+    (AssertionError(), "AssertionError; pynq-dpu's load_model asserts exactly one DPU subgraph"),
+    (PermissionError("/etc/vart.conf"), "PermissionError: /etc/vart.conf; the dpu backend must run as root"),
+])
+@pytest.mark.parametrize("where", ["open", "second worker"])
+def test_configure_failures_are_logged_once_released_and_fail(ros, monkeypatch, capfd, error, expected, where):
+    from yolov5_dpu_ros.backends import OnnxSpec
+    from yolov5_dpu_ros.backends.onnx import OnnxBackend
+
+    closed = []
+    real_open, real_close = OnnxSpec.open, OnnxBackend.close
+
+    def raise_(*args):
+        raise error
+
+    monkeypatch.setattr(OnnxBackend, "close", lambda self: (closed.append(self), real_close(self)))
+    if where == "open":
+        monkeypatch.setattr(OnnxSpec, "open", raise_)
+    else:
+        monkeypatch.setattr(OnnxBackend, "worker", raise_)
+    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False), Parameter("workers", value=2)])
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    err = capfd.readouterr().err
+    assert err.count("cannot configure") == 1 and expected in err
+    assert len(closed) == (0 if where == "open" else 1)  # the first runner is released
+    assert node._pipeline is None and node._cameras == []
+    monkeypatch.setattr(OnnxSpec, "open", real_open)
+    node.destroy_node()
+
+
+def test_an_invalid_topic_name_is_refused_at_configure_naming_the_rule(ros, capfd):
+    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False),
+                                             Parameter("input_topics", value=["cam 1/image_raw"])])
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert "'cam 1/image_raw' is not a valid topic name: a topic name may hold only" in capfd.readouterr().err
+    node.destroy_node()
+
+
+def test_a_second_sigint_during_shutdown_is_absorbed_without_a_terminal(tmp_path):
+    """launch 1.0.7 forwards SIGINT to the node itself when stdin is not a TTY: two SIGINTs arrive."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "yolov5_dpu_ros.ros.node"], stdin=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    time.sleep(8)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=10)
+    err = proc.stderr.read()
+    assert code == 0 and "Traceback" not in err and "KeyboardInterrupt" not in err

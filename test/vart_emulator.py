@@ -34,6 +34,7 @@ from xmodel_writer import write_xmodel
 
 from yolov5_dpu_ros.core.backend import TensorSpec
 from yolov5_dpu_ros.core.model_meta import ModelMeta
+from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT
 from yolov5_dpu_ros.dpu.xmodel import read_xmodel
 
 
@@ -130,6 +131,7 @@ class EmulatedDpu:
         levels = sorted(range(len(meta.strides)), key=names.__getitem__)  # VART lists tensors by name
         self.outputs = tuple(TensorSpec(names[lv], meta.head_shape(lv), fps[lv]) for lv in levels)
         self.latency_s = latency_s
+        self.fingerprint = STOCK_FINGERPRINT  # the overlay's DPU
         self.compute = compute or self._run_onnx
         if compute is None:  # the model itself runs underneath; a given compute replaces it (benchmarks)
             self._onnx = OnnxBackend(onnx_path, meta.with_fix_points(self.input.fix_point, fps))
@@ -162,6 +164,10 @@ class EmulatedDpu:
         return write_xmodel(path, self.input.shape, self.input.fix_point, outputs, **kwargs)
 
     def load(self, xmodel: Path, bit: Path):
+        """Load as VART would: a model for another DPU fails its fingerprint CHECK, which aborts the process."""
+        model = {c.fingerprint for c in read_xmodel(xmodel).dpu}
+        if model != {self.fingerprint}:
+            raise binding().WouldAbort(f"CHECK fingerprint fail: model {model} dpu {self.fingerprint:#x}")
         self.loaded.append((xmodel, bit))
         return self.create_runner()
 

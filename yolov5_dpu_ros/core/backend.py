@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
 from yolov5_dpu_ros.core.model_meta import ModelMeta
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One int8 tensor: NHWC shape and fix point (float = int8 * 2**-fix_point), always read from the model
-    (the xmodel's tensor attribute, or the metadata for an ONNX); it can be negative."""
-
-    name: str
-    shape: tuple[int, ...]
-    fix_point: int
-    dtype: str = "xint8"
+from yolov5_dpu_ros.core.tensors import TensorSpec
 
 
 class Backend(Protocol):

@@ -83,10 +83,10 @@ class ModelMeta:
     def to_dict(self) -> dict[str, Any]:
         """The YAML form; `meta_from_dict(meta.to_dict())` gives the same metadata back."""
         d: dict[str, Any] = {"family": self.family} if self.family != DEFAULT_FAMILY else {}
-        d |= {"input_size": list(self.input_hw), "strides": list(self.strides)}
+        d.update(input_size=list(self.input_hw), strides=list(self.strides))
         if not family(self.family).anchor_free:  # its one cell-sized prior per stride goes without saying
             d["anchors"] = [[float(v) for wh in level for v in wh] for level in self.anchors_px]
-        d |= {"names": list(self.names), "input_fix_point": self.input_fix_point}
+        d.update(names=list(self.names), input_fix_point=self.input_fix_point)
         if self.output_fix_points is not None:
             d["output_fix_points"] = list(self.output_fix_points)
         if self.activation is not None:

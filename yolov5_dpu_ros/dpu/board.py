@@ -94,3 +94,22 @@ def check_model(xmodel: str | Path, meta: ModelMeta | None, fingerprint: int = S
     if meta is not None:
         check_tensors(info, meta)
     return info, list(verdict.notes)
+
+
+DOCTOR = "yolov5-dpu doctor --xmodel X --model-meta M checks the board, PYNQ, pynq-dpu, XRT, root and the model"
+
+
+def explain(error: BaseException) -> str:
+    """One line for a failure while loading or running a model: the error's type and message, and what to do.
+    Our own ValueErrors already name the fix; what comes from PYNQ, XRT, pynq-dpu or VART gets the likely cause."""
+    if isinstance(error, ValueError):
+        return str(error)
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if isinstance(error, PermissionError):
+        return f"{text}; {NEEDS_ROOT}"
+    if isinstance(error, AssertionError):
+        return (f"{text}; pynq-dpu's load_model asserts exactly one DPU subgraph: check the model "
+                f"(python -m model_prep.inspect X, or {DOCTOR})")
+    if isinstance(error, (ImportError, OSError)):
+        return f"{text}; {NEEDS_PYNQ}. {DOCTOR}"
+    return f"{text}; the DPU runtime or the model loader failed. {DOCTOR}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from yolov5_dpu_ros.core.backend import TensorSpec
+from yolov5_dpu_ros.core.tensors import TensorSpec
 
 MAX_XMODEL_BYTES = 1 << 31
 # ops that hold no computation of their own: never the reason a graph was split

@@ -9,6 +9,7 @@ SIGTERM walks it through shutdown and exits 0.
 from __future__ import annotations
 
 import array
+import signal
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from yolov5_dpu_ros.core.draw import draw_detections, to_bgr
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
 from yolov5_dpu_ros.core.pipeline import DetectionPipeline, FrameResult
 from yolov5_dpu_ros.core.workers import build_detectors
+from yolov5_dpu_ros.dpu.board import explain
 from yolov5_dpu_ros.ros import params
 from yolov5_dpu_ros.ros.messages import LabelInfo, detection_array, diagnostics, label_info
 
@@ -87,17 +89,33 @@ class DetectorNode(LifecycleNode):
         self._group = MutuallyExclusiveCallbackGroup()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-    # lifecycle
+    # lifecycle: every transition catches everything (Humble's rclpy drops an exception raised here without a
+    # word and the process exits 1), says what happened and what to do, and releases what it had built
     def on_configure(self, state: State) -> TransitionCallbackReturn:
+        detectors: list = []
         try:
             if self._declare_errors:
                 raise ValueError("; ".join(self._declare_errors))
             config = params.read(self)
             detectors = build_detectors(config.backend_spec, config.model_meta, config.workers, config.selection)
-        except ValueError as e:
-            self.get_logger().error(f"cannot configure: {e}")
+            self._config, self._names = config, detectors[0].meta.names
+            self._open_outputs(config)
+            self._pipeline = DetectionPipeline(detectors, self._on_result)
+        except Exception as e:
+            if self._pipeline is None:
+                for detector in detectors:
+                    detector.close()
+            self._release()
+            self.get_logger().error(f"cannot configure: {explain(e)}")
             return TransitionCallbackReturn.FAILURE
-        self._config, self._names = config, detectors[0].meta.names
+        self.get_logger().info(
+            f"{config.backend_spec.name} model {config.backend_spec.model} ({len(self._names)} classes), "
+            f"{config.workers} workers, "
+            f"cameras {[c.topic + (' (compressed)' if c.compressed else '') for c in self._cameras]}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _open_outputs(self, config: params.NodeConfig) -> None:
+        """One Camera per input topic with its publishers, and the diagnostics publisher."""
         several = len(config.input_topics) > 1
         self._cameras = [_camera(i, t, config.compressed, several) for i, t in enumerate(config.input_topics)]
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -109,18 +127,17 @@ class DetectorNode(LifecycleNode):
             if LabelInfo is not None:
                 cam.publishers["labels"] = self.create_publisher(LabelInfo, cam.out("label_info"), latched)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._pipeline = DetectionPipeline(detectors, self._on_result)
-        self.get_logger().info(
-            f"{config.backend_spec.name} model {config.backend_spec.model} ({len(self._names)} classes), "
-            f"{config.workers} workers, "
-            f"cameras {[c.topic + (' (compressed)' if c.compressed else '') for c in self._cameras]}")
-        return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        for cam in self._cameras:
-            self._subscribe(cam)
-        self._publish_labels()
-        self._timer = self.create_timer(1.0, self._tick)
+        try:
+            for cam in self._cameras:
+                self._subscribe(cam)
+            self._publish_labels()
+            self._timer = self.create_timer(1.0, self._tick)
+        except Exception as e:
+            self._stop_inputs()
+            self.get_logger().error(f"cannot activate: {explain(e)}")
+            return TransitionCallbackReturn.FAILURE
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -128,13 +145,21 @@ class DetectorNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
+        return self._transition("clean up", self._release)
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._stop_inputs()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
+        return self._transition("shut down", self._stop_inputs, self._release)
+
+    def _transition(self, what: str, *steps: Any) -> TransitionCallbackReturn:
+        """Run every step even if one fails; a failure is logged once and the transition fails."""
+        failed = False
+        for step in steps:
+            try:
+                step()
+            except Exception as e:
+                failed = True
+                self.get_logger().error(f"while trying to {what}: {explain(e)}")
+        return TransitionCallbackReturn.FAILURE if failed else TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
         """Stop the inputs and the workers before the node goes."""
@@ -306,7 +331,7 @@ def _shut_down(node: DetectorNode) -> None:
         except Exception:  # the context was shut down by the signal: transitions can no longer publish
             node.on_shutdown(None)
         node.destroy_node()
-    except Exception as e:
+    except (Exception, KeyboardInterrupt) as e:
         print(f"detect_node: while shutting down: {type(e).__name__}: {e}", file=sys.stderr)
 
 
@@ -327,6 +352,9 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C / SIGTERM: rclpy's handler shut the context down; stop cleanly below
     finally:
+        # `ros2 launch` without a terminal forwards SIGINT to the node itself as well: the second one must not
+        # interrupt the shutdown (launch 1.0.7 execute_local.py, non-interactive mode)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             _shut_down(node)
         rclpy.try_shutdown()

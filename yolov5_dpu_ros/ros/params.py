@@ -14,6 +14,7 @@ from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
 from yolov5_dpu_ros.ros.param_spec import ALL_CLASSES, CLASS_ID_FORMATS, PARAMETERS, RELIABILITY, RUNTIME
+from yolov5_dpu_ros.ros.topic_names import topic_name_problem
 
 __all__ = ["NodeConfig", "RUNTIME", "declare", "read", "selection"]
 
@@ -88,6 +89,10 @@ def read(node: Node) -> NodeConfig:
     if not topics or not all(t.strip("/") for t in topics) or len(set(parents)) != len(parents):
         raise ValueError(f"parameter input_topics: {list(topics)} must be non-empty and each topic in its own "
                          "namespace (e.g. front/image_raw, rear/image_raw), since outputs go there")
+    for topic in topics:
+        problem = topic_name_problem(topic)
+        if problem:
+            raise ValueError(f"parameter input_topics: '{topic}' is not a valid topic name: {problem}")
     if backend == "dpu" and not (v["xmodel"] and v["model_meta"]):
         raise ValueError("parameters xmodel and model_meta: give both for backend dpu (the compiled model and the "
                          "metadata written by model_prep)")
