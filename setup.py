@@ -1,14 +1,18 @@
 """ament_python package; also a plain pip package on a PC without ROS."""
 
+import re
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 package_name = "yolov5_dpu_ros"
+# the one version source is package.xml (bloom and rosdep read it); pip and colcon take it from there
+version = re.search(r"<version>([^<]+)</version>", (Path(__file__).parent / "package.xml").read_text()).group(1)
 
 setup(
     name=package_name,
-    version="0.1.0",
+    version=version,
     packages=find_packages(include=[package_name, f"{package_name}.*"]),
     package_data={package_name: ["demo_model/*.onnx", "demo_model/*.yaml"]},
     data_files=[

@@ -50,7 +50,7 @@ def run(workers: int, seconds: float, folder: Path) -> dict:
     first = Detector(emulated_backend(dpu, folder), META)
     timings = []
     pipe = DetectionPipeline([first] + [first.worker() for _ in range(workers - 1)],
-                             lambda r: timings.append(r.timings))
+                             lambda r: timings.append(r.outcome.timings))
     rng = np.random.default_rng(1)
     frames = [np.repeat(np.repeat(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8), 8, 0), 8, 1)
               for _ in range(4)]

@@ -19,7 +19,7 @@ def model_args(test_model):
 
 
 def _write_images(folder, n, rng):
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for i in range(n):
         cv2.imwrite(str(folder / f"img{i:02d}.png"), random_bgr(rng, 240 + 10 * i, 320))
 
@@ -43,6 +43,22 @@ def test_folder_to_jsonl_with_annotations_and_summary(tmp_path, model_args, caps
     assert "3 processed, 1 unreadable (skipped)" in err
     assert "median ms per frame: preprocess" in err
     assert "skipped " in err and "broken.jpg" in err
+
+
+def test_annotations_mirror_the_input_folders_so_same_names_stay_apart(tmp_path, model_args, capsys):
+    rng = np.random.default_rng(3)
+    _write_images(tmp_path / "imgs" / "a", 1, rng)
+    _write_images(tmp_path / "imgs" / "b", 1, rng)
+    _write_images(tmp_path / "more", 1, rng)
+    assert main(["detect", str(tmp_path / "imgs"), "--annotate", str(tmp_path / "ann"), *model_args]) == 0
+    written = sorted(str(p.relative_to(tmp_path / "ann")) for p in (tmp_path / "ann").rglob("*.png"))
+    assert written == ["a/img00.png", "b/img00.png"]
+    a, b = (cv2.imread(str(tmp_path / "ann" / x / "img00.png")) for x in "ab")
+    assert a is not None and b is not None and not np.array_equal(a, b)
+    assert main(["detect", str(tmp_path / "imgs"), str(tmp_path / "more"), "--annotate", str(tmp_path / "two"),
+                 *model_args]) == 0
+    written = sorted(str(p.relative_to(tmp_path / "two")) for p in (tmp_path / "two").rglob("*.png"))
+    assert written == ["imgs/a/img00.png", "imgs/b/img00.png", "more/img00.png"]
 
 
 def test_video_gives_one_record_per_frame(tmp_path, model_args, capsys):

@@ -30,6 +30,21 @@ def test_every_tuned_parameter_is_a_launch_argument():
     assert {"LAUNCH_ARGUMENTS", "PARAMETERS", "launch_value"} <= imported
 
 
+def test_what_the_launch_file_imports_from_the_package_pulls_no_opencv_numpy_or_rclpy():
+    """``ros2 launch`` imports the launch file in the launch process: it must stay light."""
+    import subprocess
+    import sys
+
+    tree = ast.parse((ROOT / "launch" / "detect.launch.py").read_text())
+    modules = sorted({n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+                      and n.module.startswith("yolov5_dpu_ros")})
+    assert modules == ["yolov5_dpu_ros.ros.param_spec"]
+    code = (f"import sys\nimport {', '.join(modules)}\n"
+            "print(sorted(m for m in ('cv2', 'numpy', 'rclpy', 'yaml') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
 def test_params_file_names_only_declared_parameters_with_their_types():
     values = yaml.safe_load((ROOT / "config" / "detect.yaml").read_text())["/**"]["ros__parameters"]
     for name, value in values.items():

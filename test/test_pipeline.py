@@ -16,7 +16,7 @@ from vart_emulator import EmulatedDpu, emulated_backend
 from demo.shapes import make_sample
 from yolov5_dpu_ros.core.detector import Detector
 from yolov5_dpu_ros.core.model_meta import load_meta
-from yolov5_dpu_ros.core.pipeline import DetectionPipeline
+from yolov5_dpu_ros.core.pipeline import Detected, DetectionPipeline, Failed
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 
 FRAMES = [make_sample(9, "test", i, (320, 240)).image for i in range(6)]
@@ -58,7 +58,7 @@ def test_results_leave_in_input_order_and_all_frames_are_counted(workers, n):
     assert c.submitted == 40 and c.processed + c.failed + c.dropped == 40 and c.failed == 0
     assert c.dropped > 0 and len(results) == c.processed
     assert results[-1].tag == 39  # the newest frame is never the one dropped
-    assert all(r.detections is not None for r in results)
+    assert all(isinstance(r.outcome, Detected) for r in results)
 
 
 def test_bad_frames_are_counted_and_do_not_stop_the_workers(workers):
@@ -72,8 +72,8 @@ def test_bad_frames_are_counted_and_do_not_stop_the_workers(workers):
     pipe.wait_idle(5)
     pipe.close()
     assert [r.tag for r in results] == ["empty", "encoding", "good"]
-    assert "empty image" in results[0].error and "unsupported image encoding" in results[1].error
-    assert results[2].error == "" and pipe.counts.failed == 2 and pipe.counts.processed == 1
+    assert "empty image" in results[0].outcome.error and "unsupported image encoding" in results[1].outcome.error
+    assert isinstance(results[2].outcome, Detected) and pipe.counts.failed == 2 and pipe.counts.processed == 1
 
 
 def test_a_flooding_camera_does_not_starve_another(workers):
@@ -154,7 +154,7 @@ def test_a_backend_fault_mid_run_is_a_failed_frame(onnx_workers, monkeypatch):
     pipe.submit(FRAMES[2], tag=2)
     assert pipe.wait_idle(10)
     pipe.close()
-    assert [r.tag for r in results] == [0, 1, 2] and "OSError: DMA timeout" in results[1].error
+    assert [r.tag for r in results] == [0, 1, 2] and "OSError: DMA timeout" in results[1].outcome.error
     assert (pipe.counts.processed, pipe.counts.failed) == (2, 1)
 
 
@@ -194,7 +194,7 @@ def test_every_frame_is_accounted_for_in_order_and_close_returns(onnx_workers, j
     for source in ("front", "rear", "top"):
         tags = [r.tag for r in delivered if r.source == source]
         assert tags == sorted(tags)
-    assert c.failed == sum(1 for r in delivered if r.error)
-    assert all((r.error == "") == (jobs[r.tag][1] == "good") for r in delivered)
+    assert c.failed == sum(1 for r in delivered if isinstance(r.outcome, Failed))
+    assert all(isinstance(r.outcome, Detected) == (jobs[r.tag][1] == "good") for r in delivered)
     assert c.callback_errors == sum(1 for r in delivered if r.tag in raising)
     assert sum(pipe.dropped_by_source.values()) == c.dropped

@@ -1,3 +1,5 @@
-"""YOLOv5 object detection on the Kria KV260 DPU, with a ROS 2 node and host-side tools."""
+"""YOLO object detection on the Kria KV260 DPU, with a ROS 2 node and host-side tools.
 
-__version__ = "0.1.0"
+Subpackages: ``core`` (ROS-free detection), ``backends`` (onnx, dpu), ``dpu`` (xmodels and the board's rules,
+without the hardware), ``ros`` (the node), ``cli`` (``yolov5-dpu``). The version is package.xml's.
+"""

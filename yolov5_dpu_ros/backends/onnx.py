@@ -50,7 +50,8 @@ class OnnxBackend:
         path = Path(model_path)
         if not path.is_file():
             raise ValueError(f"ONNX model not found: {path} (export one with model_prep/export_onnx.py)")
-        if meta.output_fix_points is None:
+        fix_points = meta.output_fix_points
+        if fix_points is None:
             raise ValueError(
                 "the metadata has no output_fix_points, which the onnx backend needs to quantize its "
                 "outputs like the DPU: calibrate them with model_prep/export_onnx.py --calib IMAGES"
@@ -79,8 +80,9 @@ class OnnxBackend:
                 f"got {got}: export with the metadata's input size, or use the metadata of this model"
             )
         outputs = self._session.get_outputs()
-        shapes = [_nchw_to_nhwc(o.shape) for o in outputs]
-        if any(s is None for s in shapes):
+        found = [_nchw_to_nhwc(o.shape) for o in outputs]
+        shapes = [s for s in found if s is not None]
+        if len(shapes) != len(found):
             raise ValueError(
                 f"{path}: outputs {[(o.name, o.shape) for o in outputs]} are not raw NCHW heads with fixed "
                 "shapes: export with model_prep/export_onnx.py, which makes Detect return the raw conv outputs"
@@ -88,7 +90,7 @@ class OnnxBackend:
         levels = match_heads(shapes, meta)
         self.input_spec = TensorSpec(inputs[0].name, (1, h, w, 3), meta.input_fix_point)
         self.output_specs = tuple(
-            TensorSpec(o.name, shape, meta.output_fix_points[lv]) for o, shape, lv in zip(outputs, shapes, levels)
+            TensorSpec(o.name, shape, fix_points[lv]) for o, shape, lv in zip(outputs, shapes, levels)
         )
         self._output_names = [o.name for o in outputs]
         self._input_scale = np.float32(2.0**-meta.input_fix_point)

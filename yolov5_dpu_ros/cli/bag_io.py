@@ -6,9 +6,9 @@ in the ROS 2 Humble (vision_msgs 4.x) layout, each array carrying its image's he
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -64,21 +64,26 @@ class BagFrame:
     error: str = ""
 
 
+def open_bag(path: Path) -> Any:
+    """An open rosbags AnyReader with the Humble + vision_msgs 4.x types; BagError says why not."""
+    from rosbags.highlevel import AnyReader
+
+    if not path.exists():
+        raise BagError(f"{path}: no such bag (give a rosbag2 folder or a ROS 1 .bag file)")
+    try:
+        reader = AnyReader([path], default_typestore=typestore())
+        reader.open()
+    except Exception as e:  # rosbags raises several reader-specific errors for unreadable bags
+        raise BagError(f"{path}: cannot read this bag ({type(e).__name__}: {e})") from e
+    return reader
+
+
 class BagReader:
     """Camera frames from a rosbag2 (sqlite3, mcap) or ROS 1 bag, in recording order."""
 
     def __init__(self, path: str | Path, topics: Sequence[str] | None = None) -> None:
-        from rosbags.highlevel import AnyReader
-
         path = Path(path)
-        if not path.exists():
-            raise BagError(f"{path}: no such bag (give a rosbag2 folder or a ROS 1 .bag file)")
-        self.store = typestore()
-        try:
-            self._reader = AnyReader([path], default_typestore=self.store)
-            self._reader.open()
-        except Exception as e:  # rosbags raises several reader-specific errors for unreadable bags
-            raise BagError(f"{path}: cannot read this bag ({type(e).__name__}: {e})") from e
+        self._reader = open_bag(path)
         self.path = path
         images = {c.topic: c for c in self._reader.connections if c.msgtype in (IMAGE, COMPRESSED)}
         # by default each camera once: a compressed stream is skipped when its raw stream is there too
@@ -199,3 +204,41 @@ class DetectionBagWriter:
 
     def close(self) -> None:
         self._writer.close()
+
+
+@dataclass
+class DetectionRun:
+    """The Detection2DArray of one bag by (stamp ns, frame_id): boxes (N, 4) xyxy, class labels, scores; and
+    per-stage latencies (ms) from its ``<topic>/timing`` records where the bag has them."""
+
+    frames: dict = field(default_factory=dict)
+    latency_ms: dict = field(default_factory=dict)  # stage → [ms per frame]
+
+
+def read_detections(path: Path, topic: str | None = None) -> DetectionRun:
+    """Every Detection2DArray of one topic (``topic``, or the only one) of a bag."""
+    reader = open_bag(path)
+    try:
+        det = [c for c in reader.connections if c.msgtype == DETECTIONS and (topic is None or c.topic == topic)]
+        if len(det) != 1:
+            found = sorted({c.topic for c in reader.connections if c.msgtype == DETECTIONS}) or "none"
+            raise BagError(f"{path}: need exactly one {DETECTIONS} topic{f' named {topic}' if topic else ''}; "
+                           f"found {found} (choose one with --topic)")
+        timing = [c for c in reader.connections if c.msgtype == DIAGNOSTICS and c.topic == det[0].topic + "/timing"]
+        run = DetectionRun()
+        for conn, _, raw in reader.messages(connections=det + timing):
+            msg = reader.deserialize(raw, conn.msgtype)
+            key = (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, msg.header.frame_id)
+            if conn.msgtype == DIAGNOSTICS:
+                for kv in msg.status[0].values:
+                    run.latency_ms.setdefault(kv.key, []).append(float(kv.value))
+                continue
+            boxes = [(d.bbox.center.position.x - d.bbox.size_x / 2, d.bbox.center.position.y - d.bbox.size_y / 2,
+                      d.bbox.center.position.x + d.bbox.size_x / 2, d.bbox.center.position.y + d.bbox.size_y / 2)
+                     for d in msg.detections]
+            labels = [d.results[0].hypothesis.class_id if d.results else "" for d in msg.detections]
+            scores = [d.results[0].hypothesis.score if d.results else 0.0 for d in msg.detections]
+            run.frames[key] = (np.asarray(boxes, np.float32).reshape(-1, 4), labels, np.asarray(scores, np.float32))
+        return run
+    finally:
+        reader.close()

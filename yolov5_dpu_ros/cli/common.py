@@ -93,7 +93,7 @@ def check_output_folder(path: Path, flag: str, new: bool = False) -> None:
 
 
 @contextmanager
-def removed_on_failure(*paths: Path) -> Iterator[None]:
+def removed_on_failure(*paths: Path | None) -> Iterator[None]:
     """Remove outputs that did not exist before if the block fails, so the same command can run again."""
     fresh = [p for p in paths if p is not None and not p.exists()]
     try:

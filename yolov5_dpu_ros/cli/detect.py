@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 import cv2
+import numpy as np
 
 from yolov5_dpu_ros.cli.common import (
     CliError,
@@ -26,7 +27,7 @@ from yolov5_dpu_ros.cli.progress import Progress
 from yolov5_dpu_ros.core.detections import Detections
 from yolov5_dpu_ros.core.detector import Detector, StageTimings
 from yolov5_dpu_ros.core.draw import VideoSink, draw_detections
-from yolov5_dpu_ros.core.pipeline import DetectionPipeline, FrameResult
+from yolov5_dpu_ros.core.pipeline import DetectionPipeline, Failed, FrameResult
 from yolov5_dpu_ros.core.sources import Frame, Source, iter_frames, resolve_source
 
 
@@ -41,13 +42,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def frame_record(frame: Frame, detections: Detections, timings: StageTimings, names) -> dict:
-    """One JSON line: where the frame came from, its detections and stage timings."""
+def frame_record(frame: Frame, image: np.ndarray, detections: Detections, timings: StageTimings, names) -> dict:
+    """One JSON line: where the frame came from, its size, its detections and stage timings."""
     return {
         "source": str(frame.path),
         "frame": frame.index,
-        "width": int(frame.image.shape[1]),
-        "height": int(frame.image.shape[0]),
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
         "detections": [
             {"class_id": int(c), "class_name": names[c], "score": round(float(s), 5),
              "xyxy": [round(float(v), 2) for v in box]}
@@ -58,21 +59,30 @@ def frame_record(frame: Frame, detections: Detections, timings: StageTimings, na
     }
 
 
-class _Annotator:
-    """Writes annotated images into a folder and annotated videos as <name>_det.mp4."""
+def annotated_path(folder: Path, source: Source, frame_path: Path, several: bool) -> Path:
+    """Where an annotated image goes: its path inside its input folder, mirrored under ``folder`` (so a/x.jpg and
+    b/x.jpg stay two files); with several inputs, each under its input's name."""
+    relative = frame_path.relative_to(source.path) if source.path.is_dir() else Path(frame_path.name)
+    return folder / (Path(source.path.name) / relative if several else relative)
 
-    def __init__(self, folder: Path, names) -> None:
+
+class _Annotator:
+    """Writes annotated images into a folder (mirroring the inputs' sub-folders) and videos as <name>_det.mp4."""
+
+    def __init__(self, folder: Path, names, several: bool) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.names = folder, names
+        self.folder, self.names, self.several = folder, names, several
         self._video: VideoSink | None = None
         self._video_source: Path | None = None
 
-    def write(self, source: Source, frame: Frame, detections: Detections) -> None:
-        image = draw_detections(frame.image, detections, self.names)
+    def write(self, source: Source, frame: Frame, image: np.ndarray, detections: Detections) -> None:
+        image = draw_detections(image, detections, self.names)
         if not source.is_video:
-            cv2.imwrite(str(self.folder / frame.path.name), image)
+            target = annotated_path(self.folder, source, frame.path, self.several)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(target), image)
             return
-        if self._video_source != source.path:
+        if self._video is None or self._video_source != source.path:
             self.close()
             cap = cv2.VideoCapture(str(source.path))
             fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
@@ -103,16 +113,17 @@ def _process(workers: list[Detector], sources: list[Source], out: TextIO, annota
 
     def on_result(result: FrameResult) -> None:  # in input order, one at a time
         source, frame = result.tag
-        if result.error:
+        outcome = result.outcome
+        if isinstance(outcome, Failed):
             tally.skipped += 1
-            print(f"skipped {frame.path}#{frame.index}: {result.error}", file=sys.stderr)
+            print(f"skipped {frame.path}#{frame.index}: {outcome.error}", file=sys.stderr)
             return
         tally.done += 1
-        tally.timings.append(result.timings)
-        tally.classes.update(result.detections.class_id.tolist())
-        out.write(json.dumps(frame_record(frame, result.detections, result.timings, names)) + "\n")
+        tally.timings.append(outcome.timings)
+        tally.classes.update(outcome.detections.class_id.tolist())
+        out.write(json.dumps(frame_record(frame, result.image, outcome.detections, outcome.timings, names)) + "\n")
         if annotator is not None:
-            annotator.write(source, frame, result.detections)
+            annotator.write(source, frame, result.image, outcome.detections)
 
     pipeline = DetectionPipeline(workers, on_result)
     try:
@@ -146,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     workers = build_workers(args)
     start = time.perf_counter()
     with removed_on_failure(jsonl, args.annotate):
-        annotator = _Annotator(args.annotate, workers[0].meta.names) if args.annotate else None
+        annotator = (_Annotator(args.annotate, workers[0].meta.names, len(sources) > 1) if args.annotate
+                     else None)
         out = sys.stdout if jsonl is None else open(jsonl, "w")
         try:
             tally = _process(workers, sources, out, annotator, not args.no_progress)

@@ -35,8 +35,11 @@ class BackendSpec(Protocol):
     """Which backend to open on which model file, with that backend's own typed options
     (``backends.OnnxSpec``, ``backends.DpuSpec``)."""
 
-    name: str
-    model: Path
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> Path: ...
 
     def open(self, meta: ModelMeta, workers: int) -> Backend:
         """The first instance on the model (``workers`` will share the machine: the onnx backend divides the

@@ -96,8 +96,7 @@ def image_from_fields(encoding: str, height: Any, width: Any, step: Any, data: A
                          f"needs {step * height}: truncated message")
     rows = np.lib.stride_tricks.as_strided(buffer, (height, width * pixel_bytes), (step, 1), writeable=False)
     if kind.dtype is _U16:
-        order = ">" if is_bigendian else "<"
-        samples = np.ascontiguousarray(rows).view(np.dtype(np.uint16).newbyteorder(order))
+        samples = np.ascontiguousarray(rows).view(np.dtype(">u2" if is_bigendian else "<u2"))
         rows = cv2.convertScaleAbs(samples.astype(np.uint16, copy=False), alpha=SIXTEEN_TO_EIGHT)
     image = rows if kind.channels == 1 else rows.reshape(height, width, kind.channels)
     return image, kind.reads_as

@@ -25,7 +25,8 @@ def to_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
 
 def class_color(class_id: int) -> tuple[int, int, int]:
     """A stable BGR colour per class."""
-    return tuple(int(v) for v in _PALETTE[class_id % len(_PALETTE)])
+    b, g, r = (int(v) for v in _PALETTE[class_id % len(_PALETTE)])
+    return b, g, r
 
 
 def draw_detections(bgr: np.ndarray, detections: Detections, names: Sequence[str]) -> np.ndarray:
@@ -55,7 +56,7 @@ class VideoSink:
 
     def write(self, bgr: np.ndarray) -> None:
         if self._writer is None:
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps,
                                            (bgr.shape[1], bgr.shape[0]))
         self._writer.write(bgr)
 

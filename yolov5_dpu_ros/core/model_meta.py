@@ -204,7 +204,7 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
     nc = d.get("nc")
     if nc is not None and names is not None and nc != len(names):
         errors.append(f"'nc' is {nc} but 'names' lists {len(names)} classes")
-    if errors:
+    if errors or size is None or strides is None or anchors is None or names is None or in_fp is None:
         raise ValueError(f"{source}: " + "; ".join(errors))
     return ModelMeta(
         input_hw=(size[0], size[1]),
@@ -258,7 +258,7 @@ def match_heads(shapes: Sequence[Sequence[int]], meta: ModelMeta) -> tuple[int, 
         )
     levels = []
     for shape in shapes:
-        level = expected.get(tuple(int(v) for v in shape))
+        level = expected.get(tuple(int(v) for v in shape))  # type: ignore[arg-type]
         if level is None or level in levels:
             raise ValueError(
                 f"model output of shape {tuple(shape)} matches no head the metadata expects "

@@ -28,16 +28,29 @@ LOG_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
+class Detected:
+    """A frame that went through: its detections and how long each stage took."""
+
+    detections: Detections
+    timings: StageTimings
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A frame that did not: the error that stopped it (type and message)."""
+
+    error: str
+
+
+@dataclass
 class FrameResult:
-    """What became of one submitted frame: detections and timings, or the error that stopped it."""
+    """What became of one submitted frame: ``outcome`` is Detected or Failed, never half of each."""
 
     seq: int
     source: Hashable
     tag: Any
     image: np.ndarray
-    detections: Detections | None = None
-    timings: StageTimings | None = None
-    error: str = ""
+    outcome: Detected | Failed
 
 
 @dataclass
@@ -141,10 +154,10 @@ class DetectionPipeline:
         while (job := self._take()) is not None:
             seq, source, image, encoding, tag = job
             try:
-                detections, timings = detector.detect(image, encoding)
-                result = FrameResult(seq, source, tag, image, detections, timings)
+                outcome: Detected | Failed = Detected(*detector.detect(image, encoding))
             except Exception as e:  # a bad frame or a backend fault: counted and reported, never fatal
-                result = FrameResult(seq, source, tag, image, error=f"{type(e).__name__}: {e}")
+                outcome = Failed(f"{type(e).__name__}: {e}")
+            result = FrameResult(seq, source, tag, image, outcome)
             self._finish(result)
 
     def _deliver(self, result: FrameResult) -> None:
@@ -163,7 +176,7 @@ class DetectionPipeline:
         with self._emit_lock:  # one emitter at a time keeps the order; frames leave in_flight once emitted
             with self._cond:
                 self._done[result.seq] = result
-                if result.error:
+                if isinstance(result.outcome, Failed):
                     self.counts.failed += 1
                 else:
                     self.counts.processed += 1

@@ -92,7 +92,7 @@ def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int],
     else:
         left = int(round((dst_hw[1] - new_w) / 2 - 0.1))
         top = int(round((dst_hw[0] - new_h) / 2 - 0.1))
-    return Letterbox((h, w), tuple(dst_hw), (new_h, new_w), top, left, gain)
+    return Letterbox((h, w), (dst_hw[0], dst_hw[1]), (new_h, new_w), top, left, gain)
 
 
 def quantization_table(fix_point: int, scale: float = 1 / 255) -> np.ndarray:

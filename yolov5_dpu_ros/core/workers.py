@@ -24,7 +24,9 @@ def build_detectors(spec: BackendSpec, meta_path: str | Path, workers: int = 1,
         while len(detectors) < workers:
             detectors.append(detectors[0].worker())
     except BaseException:
-        for owner in detectors or [backend]:
-            owner.close()
+        if not detectors:
+            backend.close()
+        for detector in detectors:
+            detector.close()
         raise
     return detectors

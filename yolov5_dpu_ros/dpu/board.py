@@ -73,6 +73,9 @@ def resolve_overlay(bit: str | Path | None, package: Path | None) -> Path:
 
 def check_tensors(info: XmodelInfo, meta: ModelMeta) -> None:
     """The model's input and heads must be the ones the metadata describes."""
+    unquantized = [t.name for t in (*info.inputs, *info.outputs) if t.fix_point is None]
+    if unquantized:
+        raise ValueError(f"{info.path}: tensors {unquantized} carry no fix_point: give the compiled DPU model")
     expected_in = (1, *meta.input_hw, 3)
     if len(info.inputs) != 1 or info.inputs[0].shape != expected_in:
         raise ValueError(f"{info.path}: input tensors {[t.shape for t in info.inputs]}, the metadata expects one "

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from yolov5_dpu_ros.core.tensors import TensorSpec
-
 MAX_XMODEL_BYTES = 1 << 31
 # ops that hold no computation of their own: never the reason a graph was split
 PLUMBING_OPS = frozenset({"data", "data-fix", "const", "const-fix", "upload", "download", "fix2float", "float2fix"})
@@ -30,6 +28,16 @@ PLUMBING_OPS = frozenset({"data", "data-fix", "const", "const-fix", "upload", "d
 
 class XmodelError(ValueError):
     """A file that is not a readable compiled xmodel; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class XmodelTensor:
+    """One tensor as the xmodel stores it: NHWC shape and its ``fix_point`` attribute, None where the tensor has
+    none (not a quantized tensor; the board checks refuse such a model)."""
+
+    name: str
+    shape: tuple[int, ...]
+    fix_point: int | None
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,8 @@ class XmodelInfo:
     graph_name: str
     children: tuple[SubgraphInfo, ...]
     compilers: tuple[str, ...]  # versions of xcompiler from libs_info, e.g. ("2.5.0",)
-    inputs: tuple[TensorSpec, ...]  # of the first DPU subgraph, in VART's runner order (sorted by name)
-    outputs: tuple[TensorSpec, ...]
+    inputs: tuple[XmodelTensor, ...]  # of the first DPU subgraph, in VART's runner order (sorted by name)
+    outputs: tuple[XmodelTensor, ...]
 
     @property
     def dpu(self) -> tuple[SubgraphInfo, ...]:
@@ -85,6 +93,7 @@ def _fields(buf: memoryview) -> Iterator[tuple[int, Any]]:
     if not isinstance(buf, memoryview):
         raise IndexError("a number where a message belongs")
     i, n = 0, len(buf)
+    value: Any
     while i < n:
         key, i = _varint(buf, i)
         number, wire = key >> 3, key & 7
@@ -160,7 +169,7 @@ def _attrs(entries: list) -> dict[str, Any]:
 class _Op:
     type: str
     inputs: tuple[str, ...]
-    tensor: TensorSpec | None
+    tensor: XmodelTensor | None
 
 
 def _op(buf: memoryview) -> tuple[str, _Op]:
@@ -180,8 +189,7 @@ def _op(buf: memoryview) -> tuple[str, _Op]:
                     dims.append(v)
         attrs = _attrs(t.get(10, []))
         fix = attrs.get("fix_point")
-        tensor = TensorSpec(_text(t.get(1, [b""])[0]), tuple(dims),
-                            int(fix) if isinstance(fix, int) else None, "xint8")
+        tensor = XmodelTensor(_text(t.get(1, [b""])[0]), tuple(dims), int(fix) if isinstance(fix, int) else None)
     return _text(m.get(1, [b""])[0]), _Op(_text(m.get(2, [b""])[0]), inputs, tensor)
 
 
@@ -242,15 +250,15 @@ def _parse(path: Path, data: memoryview) -> XmodelInfo:
                       _dpu_inputs(ops, dpu_ops), _dpu_outputs(ops, dpu_ops))
 
 
-def _dpu_inputs(ops: dict[str, _Op], inside: set[str]) -> tuple[TensorSpec, ...]:
+def _dpu_inputs(ops: dict[str, _Op], inside: set[str]) -> tuple[XmodelTensor, ...]:
     """Tensors made outside the DPU subgraph and read inside it (VART's input tensors)."""
     names = sorted({src for n in inside if n in ops for src in ops[n].inputs if src not in inside and src in ops})
-    return tuple(ops[n].tensor for n in names if ops[n].tensor is not None)
+    return tuple(t for t in (ops[n].tensor for n in names) if t is not None)
 
 
-def _dpu_outputs(ops: dict[str, _Op], inside: set[str]) -> tuple[TensorSpec, ...]:
+def _dpu_outputs(ops: dict[str, _Op], inside: set[str]) -> tuple[XmodelTensor, ...]:
     """Tensors made inside the DPU subgraph and read outside it, in VART's order: sorted by tensor name
     (``get_sorted_output_tensors``, Vitis AI 2.5 ``dpu_session_base_imp.cpp``), not the graph's order."""
     found = {src for n in ops if n not in inside for src in ops[n].inputs if src in inside}
-    tensors = [ops[n].tensor for n in found if ops[n].tensor is not None]
+    tensors = [t for t in (ops[n].tensor for n in found) if t is not None]
     return tuple(sorted(tensors, key=lambda t: t.name))

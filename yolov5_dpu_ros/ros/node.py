@@ -31,7 +31,7 @@ from vision_msgs.msg import Detection2DArray
 from yolov5_dpu_ros.core.conversions import detection_fields, image_from_compressed, image_from_fields
 from yolov5_dpu_ros.core.draw import draw_detections, to_bgr
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
-from yolov5_dpu_ros.core.pipeline import DetectionPipeline, FrameResult
+from yolov5_dpu_ros.core.pipeline import DetectionPipeline, Failed, FrameResult
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.dpu.board import explain
 from yolov5_dpu_ros.ros import params
@@ -83,7 +83,7 @@ class DetectorNode(LifecycleNode):
         self._pipeline: DetectionPipeline | None = None
         self._names: tuple[str, ...] = ()
         self._cameras: list[Camera] = []
-        self._diagnostics_pub = None
+        self._diagnostics_pub: Any = None
         self._timer = None
         self._lock = threading.Lock()
         self._group = MutuallyExclusiveCallbackGroup()
@@ -188,10 +188,17 @@ class DetectorNode(LifecycleNode):
             self._diagnostics_pub = None
         self._cameras = []
 
+    def _state(self) -> tuple[params.NodeConfig, DetectionPipeline]:
+        """The configured state: subscriptions, timers and results exist only between configure and cleanup."""
+        if self._config is None or self._pipeline is None:
+            raise RuntimeError("the node is not configured")
+        return self._config, self._pipeline
+
     # inputs: QoS matched to the publishers, lost messages counted
     def _wanted_reliability(self, cam: Camera) -> str:
-        if self._config.input_reliability != "auto":
-            return self._config.input_reliability
+        config, _ = self._state()
+        if config.input_reliability != "auto":
+            return config.input_reliability
         infos = self.get_publishers_info_by_topic(self.resolve_topic_name(cam.topic))
         return choose_reliability([POLICY_NAMES.get(i.qos_profile.reliability, "best_effort") for i in infos])
 
@@ -215,7 +222,8 @@ class DetectorNode(LifecycleNode):
                                    "arrive are estimated from header stamps only")
             cam.subscription = self.create_subscription(kind, cam.topic, callback, qos, callback_group=self._group)
         cam.reliability = wanted
-        self.get_logger().info(f"{cam.topic}: subscribed {wanted} (input_reliability {self._config.input_reliability})")
+        setting = self._state()[0].input_reliability
+        self.get_logger().info(f"{cam.topic}: subscribed {wanted} (input_reliability {setting})")
 
     def _on_lost(self, cam: Camera, info: Any) -> None:
         with self._lock:
@@ -239,31 +247,33 @@ class DetectorNode(LifecycleNode):
             self.get_logger().warning(f"{cam.topic}: skipped a bad frame ({cam.counts.bad} so far): {e}",
                                       throttle_duration_sec=LOG_EVERY_S)
             return
-        self._pipeline.submit(image, encoding, tag=(cam, msg.header, encoding), source=cam.index)
+        self._state()[1].submit(image, encoding, tag=(cam, msg.header, encoding), source=cam.index)
 
     def _on_result(self, result: FrameResult) -> None:
         cam, header, encoding = result.tag
-        if result.error:
+        outcome = result.outcome
+        if isinstance(outcome, Failed):
             with self._lock:
                 cam.count(failed=1)
-            self.get_logger().warning(f"{cam.topic}: frame failed ({cam.counts.failed} so far): {result.error}",
+            self.get_logger().warning(f"{cam.topic}: frame failed ({cam.counts.failed} so far): {outcome.error}",
                                       throttle_duration_sec=LOG_EVERY_S)
             return
-        fields = detection_fields(result.detections, self._names, self._config.class_id_format)
+        config, _ = self._state()
+        fields = detection_fields(outcome.detections, self._names, config.class_id_format)
         cam.publishers["detections"].publish(detection_array(header, fields))
         with self._lock:
             cam.count(published=1)
-            t = result.timings
+            t = outcome.timings
             cam.stage_ms = [a + b for a, b in zip(cam.stage_ms, (t.preprocess_ms, t.inference_ms, t.postprocess_ms))]
         image_pub = cam.publishers["image"]
-        if self._config.publish_debug_image and image_pub.get_subscription_count() > 0:
-            bgr = draw_detections(to_bgr(result.image, encoding), result.detections, self._names)
+        if config.publish_debug_image and image_pub.get_subscription_count() > 0:
+            bgr = draw_detections(to_bgr(result.image, encoding), outcome.detections, self._names)
             image_pub.publish(Image(header=header, height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8",
                                     is_bigendian=0, step=bgr.shape[1] * 3, data=array.array("B", bgr.tobytes())))
 
     def _publish_labels(self) -> None:
         """LabelInfo (class map, threshold) once per activation and after a threshold change; latched."""
-        threshold = self._pipeline.detectors[0].config.conf_threshold
+        threshold = self._state()[1].detectors[0].config.conf_threshold
         for cam in self._cameras:
             if "labels" in cam.publishers:
                 header = Header(stamp=self.get_clock().now().to_msg())
@@ -278,7 +288,7 @@ class DetectorNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         now = self.get_clock().now()
         now_s = now.nanoseconds * 1e-9
-        pipeline = self._pipeline
+        config, pipeline = self._state()
         for cam in self._cameras:
             with self._lock:
                 cam.count(replaced=pipeline.dropped_by_source.get(cam.index, 0) - cam.counts.replaced,
@@ -300,11 +310,11 @@ class DetectorNode(LifecycleNode):
                 "failed frames": str(counts.failed),
                 "publish errors (all cameras)": str(pipeline.counts.callback_errors),
                 "processed frames (all cameras)": str(pipeline.counts.processed),
-                "input reliability": cam.reliability, "backend": self._config.backend_spec.name,
-                "workers": str(self._config.workers),
+                "input reliability": cam.reliability, "backend": config.backend_spec.name,
+                "workers": str(config.workers),
             }
             self._diagnostics_pub.publish(diagnostics(now.to_msg(), f"yolov5_dpu_ros: {cam.topic}",
-                                                      self._config.backend_spec.name, ok, message, values))
+                                                      config.backend_spec.name, ok, message, values))
 
     def _on_set_parameters(self, changed: list) -> SetParametersResult:
         runtime = {p.name: p.value for p in changed if p.name in params.RUNTIME}
