@@ -12,6 +12,18 @@ from yolov5_dpu_ros.core.model_meta import ModelMeta, save_meta
 DATA = Path(__file__).parent / "data"
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "needs(*modules): skip with the reason where one of these is not installed")
+
+
+def pytest_runtest_setup(item) -> None:
+    """Optional dependencies are checked test by test (before any fixture), never when a module is imported:
+    launch_testing's plugin imports every test module while collecting, and one skip there ends the session."""
+    for marker in item.iter_markers("needs"):
+        for name in marker.args:
+            pytest.importorskip(name, reason=f"{name} is not installed here")
+
+
 @pytest.fixture(scope="session")
 def yolo_ref():
     """The YOLOv5 reference implementation (skips the test where it is not installed)."""

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from demo.evaluate import evaluate
 from yolov5_dpu_ros.backends import OnnxSpec
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 
-pytest.importorskip("onnxruntime")
-from demo.evaluate import evaluate  # noqa: E402
+pytestmark = pytest.mark.needs("onnxruntime")
 
 HELD_OUT = 240
 DEMO_IMAGES = Path(__file__).resolve().parents[1] / "demo" / "images"

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rosbags")
+from demo.make_demo_inputs import FRAME_ID, IMAGE_TOPIC, moving_shapes, write_bag
+from yolov5_dpu_ros.cli.bag_io import DETECTIONS, typestore
+from yolov5_dpu_ros.cli.main import main
 
-from rosbags.highlevel import AnyReader  # noqa: E402
-
-from demo.make_demo_inputs import FRAME_ID, IMAGE_TOPIC, moving_shapes, write_bag  # noqa: E402
-from yolov5_dpu_ros.cli.bag_io import DETECTIONS, typestore  # noqa: E402
-from yolov5_dpu_ros.cli.main import main  # noqa: E402
+pytestmark = pytest.mark.needs("rosbags", "onnxruntime")
 
 DEMO_BAG = Path(__file__).resolve().parents[1] / "demo" / "shapes_camera_bag"
 
 
 def _messages(bag: Path, msgtype: str):
+    from rosbags.highlevel import AnyReader
+
     with AnyReader([bag], default_typestore=typestore()) as reader:
         conns = [c for c in reader.connections if c.msgtype == msgtype]
         return [(c.topic, t, reader.deserialize(raw, c.msgtype)) for c, t, raw in reader.messages(connections=conns)]
@@ -94,7 +94,7 @@ def test_compare_a_run_with_itself_agrees_fully(tmp_path, capsys):
 
 
 def test_compare_plot_has_axes_legend_and_marks_missing_frames(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed here")
     a, b = tmp_path / "a", tmp_path / "b"
     assert main(["bag", str(DEMO_BAG), "--out", str(a), "--no-progress"]) == 0
     frames = list(moving_shapes(4, 20))
@@ -111,7 +111,7 @@ def test_compare_plot_has_axes_legend_and_marks_missing_frames(tmp_path, capsys)
 
 @pytest.mark.parametrize("plot,message", [("cmp.xyz", "no writer for '.xyz'"), ("nope/cmp.png", "does not exist")])
 def test_compare_refuses_a_plot_it_cannot_write_before_reading(tmp_path, capsys, plot, message):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed here")
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--plot", str(tmp_path / plot)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]

@@ -7,8 +7,7 @@ import array
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from props import given, settings, st
 
 from yolov5_dpu_ros.core.conversions import ROS_ENCODINGS, detection_fields, image_from_compressed, image_from_fields
 from yolov5_dpu_ros.core.detections import Detections

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from props import given, settings, st
 
 from yolov5_dpu_ros.core.model_meta import load_meta, match_heads, meta_from_dict, save_meta
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from props import given, settings, st
 
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
 from yolov5_dpu_ros.ros.param_spec import LAUNCH_ARGUMENTS, PARAMETERS, RELIABILITY, launch_value

@@ -7,8 +7,7 @@ import contextlib
 import numpy as np
 import pytest
 from heads import clustered_heads, random_heads
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from props import given, settings, st
 
 from yolov5_dpu_ros.core.detections import Detections
 from yolov5_dpu_ros.core.model_meta import meta_from_dict

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from props import given, st
 
 from yolov5_dpu_ros.ros.topic_names import topic_name_problem
 

@@ -14,7 +14,7 @@ from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu.board import NEEDS_ROOT, explain
 
-pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.needs("onnxruntime")
 
 
 @dataclass

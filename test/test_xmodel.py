@@ -6,8 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from props import given, settings, st
 from xmodel_writer import write_xmodel
 
 from model_prep import inspect as inspect_step
