@@ -19,11 +19,11 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
-        (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.names")),
+        (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.names") + glob("config/*.xml")),
         (f"share/{package_name}/config/models", glob("config/models/*.yaml")),
     ],
     python_requires=">=3.10",
-    install_requires=["numpy>=1.21", "opencv-python-headless>=4.5", "PyYAML>=5.4", "onnxruntime>=1.14",
+    install_requires=["numpy>=1.21", "opencv-python-headless>=4.5", "PyYAML>=5.4", "onnxruntime>=1.14", "scipy>=1.8",
                       "setuptools"],
     extras_require={
         "bag": ["rosbags>=0.10.9"],

@@ -1,18 +1,26 @@
 """Launch the YOLOv5 detector: ros2 launch yolov5_dpu_ros detect.launch.py [name:=value ...].
 
 Every parameter a user tunes is a launch argument (``--show-args`` lists them with their meaning).
+Camera-sized images need middleware settings that the defaults lack: the package's config for the active RMW
+(``config/cyclonedds.xml`` or ``config/fastdds.xml``) is applied to every process this launch file starts, and
+to processes started after it by a launch file that includes it, unless ``CYCLONEDDS_URI`` /
+``FASTRTPS_DEFAULT_PROFILES_FILE`` is already set or ``middleware_config:=false``.
 An argument given on the command line wins over the params file; one not given leaves the params
 file's value (or the node's default). The defaults run the demo model with the onnx backend on any
 PC, reading ``image_raw`` relative to ``namespace``.
 """
 
+import os
+from pathlib import Path
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
-from yolov5_dpu_ros.ros.param_spec import LAUNCH_ARGUMENTS, PARAMETERS, launch_value
+from yolov5_dpu_ros.ros.middleware import middleware_environment
+from yolov5_dpu_ros.ros.param_spec import LAUNCH_ARGUMENTS, PARAMETERS, launch_flag, launch_value
 
 EXTRA = {
     "input_topic": ("", "camera topic (sensor_msgs/Image, or CompressedImage if it ends in /compressed); relative "
@@ -20,17 +28,26 @@ EXTRA = {
     "namespace": ("", "namespace of the node, its input and its outputs"),
     "params_file": (PathJoinSubstitution([FindPackageShare("yolov5_dpu_ros"), "config", "detect.yaml"]),
                     "parameters file; arguments given here win over it"),
+    "middleware_config": ("true", "apply the package's CycloneDDS / Fast DDS config for camera-sized images "
+                                  "(unless CYCLONEDDS_URI / FASTRTPS_DEFAULT_PROFILES_FILE is set); false: leave "
+                                  "the middleware as it is"),
 }
 
 
 def _node(context, *args, **kwargs):
-    """The node with the params file first and the arguments given on the command line over it."""
+    """The middleware config, then the node with the params file first and the arguments given on the command line
+    over it."""
+    enabled = launch_flag("middleware_config", context.perform_substitution(LaunchConfiguration("middleware_config")))
+    config_dir = Path(context.perform_substitution(FindPackageShare("yolov5_dpu_ros"))) / "config"
+    current = getattr(context, "environment", os.environ)  # what earlier launch actions set, too
+    environment = [SetEnvironmentVariable(name, value)
+                   for name, value in middleware_environment(current, config_dir, enabled).items()]
     given = {name: context.perform_substitution(LaunchConfiguration(name)) for name in LAUNCH_ARGUMENTS}
     overrides = {name: launch_value(name, text) for name, text in given.items() if text != ""}
     topic = context.perform_substitution(LaunchConfiguration("input_topic"))
     if topic:
         overrides["input_topics"] = [topic]
-    return [LifecycleNode(
+    return [*environment, LifecycleNode(
         package="yolov5_dpu_ros",
         executable="detect_node",
         name="yolov5_dpu",

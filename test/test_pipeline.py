@@ -118,8 +118,8 @@ class _Closing:
     def __init__(self, detector):
         self.detector, self.config = detector, detector.config
 
-    def detect(self, image, encoding):
-        return self.detector.detect(image, encoding)
+    def detect_split(self, image, encoding):
+        return self.detector.detect_split(image, encoding)
 
     def close(self):
         pass
@@ -192,7 +192,7 @@ def test_every_frame_is_accounted_for_in_order_and_close_returns(onnx_workers, j
     assert c.submitted == len(jobs) == c.processed + c.failed + c.dropped
     assert len(delivered) == c.processed + c.failed
     seqs = [r.seq for r in delivered]
-    assert seqs == sorted(set(seqs))
+    assert len(seqs) == len(set(seqs))  # each frame delivered once; the order holds per source (below)
     for source in ("front", "rear", "top"):
         tags = [r.tag for r in delivered if r.source == source]
         assert tags == sorted(tags)

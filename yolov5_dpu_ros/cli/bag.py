@@ -29,7 +29,7 @@ from yolov5_dpu_ros.cli.progress import Progress
 from yolov5_dpu_ros.core.conversions import detection_fields
 from yolov5_dpu_ros.core.detections import Detections
 from yolov5_dpu_ros.core.detector import StageTimings
-from yolov5_dpu_ros.core.draw import VideoSink, draw_detections, to_bgr
+from yolov5_dpu_ros.core.draw import VideoSink, draw_detections
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -59,7 +59,7 @@ class _Videos:
     def write(self, topic: str, image: np.ndarray, encoding: str, detections: Detections) -> None:
         if topic not in self._sinks:
             self._sinks[topic] = VideoSink(self.folder / (topic.strip("/").replace("/", "_") + ".mp4"), self.fps)
-        self._sinks[topic].write(draw_detections(to_bgr(image, encoding), detections, self.names))
+        self._sinks[topic].write(draw_detections(image, detections, self.names, encoding))
 
     def close(self) -> None:
         for sink in self._sinks.values():

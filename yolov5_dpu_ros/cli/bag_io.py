@@ -187,7 +187,7 @@ class DetectionBagWriter:
                     center=v["vision_msgs/msg/Pose2D"](
                         position=v["vision_msgs/msg/Point2D"](x=f.center_x, y=f.center_y), theta=0.0),
                     size_x=f.size_x, size_y=f.size_y),
-                id="")
+                id=f.id)
             for f in fields]
         msg = v[DETECTIONS](header=header, detections=detections)
         self._writer.write(self._connection(topic, DETECTIONS), timestamp, self.store.serialize_cdr(msg, DETECTIONS))

@@ -121,9 +121,9 @@ def _process(workers: list[Detector], sources: list[Source], out: TextIO, annota
         tally.done += 1
         tally.timings.append(outcome.timings)
         tally.classes.update(outcome.detections.class_id.tolist())
-        out.write(json.dumps(frame_record(frame, result.image, outcome.detections, outcome.timings, names)) + "\n")
+        out.write(json.dumps(frame_record(frame, outcome.image, outcome.detections, outcome.timings, names)) + "\n")
         if annotator is not None:
-            annotator.write(source, frame, result.image, outcome.detections)
+            annotator.write(source, frame, outcome.image, outcome.detections)
 
     pipeline = DetectionPipeline(workers, on_result)
     try:

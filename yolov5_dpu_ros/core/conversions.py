@@ -131,16 +131,18 @@ class DetectionFields:
     size_y: float
     class_id: str
     score: float
+    id: str = ""  # the track ID (Detection2D.id); empty without tracking or while the track is not confirmed
 
 
-def detection_fields(detections: Detections, names: Sequence[str], class_id_format: str = "name"
-                     ) -> list[DetectionFields]:
-    """Field values for each detection; class ids as names or as index strings."""
+def detection_fields(detections: Detections, names: Sequence[str], class_id_format: str = "name",
+                     track_ids: Sequence[int] | None = None) -> list[DetectionFields]:
+    """Field values for each detection; class ids as names or as index strings; track IDs (-1: none) as strings."""
     if class_id_format not in CLASS_ID_FORMATS:
         raise ValueError(f"class_id_format must be one of {list(CLASS_ID_FORMATS)}, got '{class_id_format}'")
+    ids = [-1] * len(detections) if track_ids is None else [int(i) for i in track_ids]
     out = []
-    for (cx, cy, w, h), score, cid in zip(detections.xywh.tolist(), detections.score.tolist(),
-                                          detections.class_id.tolist()):
+    for (cx, cy, w, h), score, cid, tid in zip(detections.xywh.tolist(), detections.score.tolist(),
+                                               detections.class_id.tolist(), ids):
         label = names[cid] if class_id_format == "name" and 0 <= cid < len(names) else str(cid)
-        out.append(DetectionFields(cx, cy, w, h, label, score))
+        out.append(DetectionFields(cx, cy, w, h, label, score, str(tid) if tid >= 0 else ""))
     return out

@@ -38,3 +38,7 @@ class Detections:
         """Centre x, centre y, width, height in pixels, (N, 4) float32."""
         x1, y1, x2, y2 = self.xyxy.T
         return np.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), axis=1)
+
+    def subset(self, keep: np.ndarray) -> Detections:
+        """The detections ``keep`` (a boolean mask or indices) selects, in their order."""
+        return Detections(self.xyxy[keep], self.score[keep], self.class_id[keep])

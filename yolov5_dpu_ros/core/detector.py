@@ -59,15 +59,29 @@ class Detector:
 
     def detect(self, image: np.ndarray, encoding: str = "bgr8") -> tuple[Detections, StageTimings]:
         """Detections in source-image pixels for one image, and how long each stage took."""
+        detections, _, timings = self.detect_split(image, encoding)
+        return detections, timings
+
+    def detect_split(self, image: np.ndarray, encoding: str = "bgr8") -> tuple[Detections, Detections, StageTimings]:
+        """As ``detect``, plus the detections scoring from ``config.low_threshold`` up to the confidence threshold
+        (empty without one), from the same pass: the published ones are exactly those ``detect`` gives without a
+        low threshold (lower-scored boxes never suppress higher ones in NMS)."""
         config = self.config
+        low_threshold = config.low_threshold
         t0 = time.perf_counter()
         letterbox = self._preprocess(image, encoding)
         t1 = time.perf_counter()
         self.backend.run(self._preprocess.buffer, self._outputs)
         t2 = time.perf_counter()
-        detections = self._postprocess(self._outputs, letterbox, config)
+        if low_threshold is None:
+            detections, low = self._postprocess(self._outputs, letterbox, config), Detections.empty()
+        else:
+            found = self._postprocess(self._outputs, letterbox, replace(config, conf_threshold=low_threshold,
+                                                                        low_threshold=None))
+            high = found.score > config.conf_threshold
+            detections, low = found.subset(high), found.subset(~high)
         t3 = time.perf_counter()
-        return detections, StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return detections, low, StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
 
     def close(self) -> None:
         """Release the backend."""

@@ -78,7 +78,8 @@ def health(window: CameraCounts, threshold: float = WARN_FRACTION) -> tuple[bool
     missed = max(0, camera - window.published)
     if missed <= threshold * camera:
         return True, "ok"
-    reasons = [(never, "never reached the node (transport: see the README's Cameras section on QoS)"),
+    reasons = [(never, "never reached the node (transport: large images need a big socket receive buffer: "
+                       "sysctl net.core.rmem_max and the package's middleware config, README 'Cameras')"),
                (window.replaced, "replaced in the queue (the detector is slower than the camera)"),
                (window.bad, "bad frames"), (window.failed, "failed in the detector")]
     why = ", ".join(f"{n} {text}" for n, text in sorted(reasons, key=lambda r: -r[0]) if n > 0)

@@ -3,9 +3,12 @@
 On the KV260 a runner's ``execute_async`` blocks for the whole DPU run and serves one caller at a
 time, so pre-processing, DPU runs and post-processing of different frames overlap only when each
 worker thread owns a runner. Each source (camera) has a one-frame waiting slot: a new frame
-replaces a waiting one (the newest wins) and the replaced frame is counted as dropped. Workers take
-waiting frames from the sources in turn, so one busy camera cannot starve another, and results
-leave in the order the frames came in.
+replaces a waiting one (the newest wins) and the replaced frame is counted as dropped. A frame may
+wait undecoded (``submit_lazy``): the worker that takes it decodes it, so a replaced frame costs
+nothing and decoding spreads over the workers. Workers take waiting frames from the sources in turn,
+so one busy camera cannot starve another. Results leave in the order each source's frames came in;
+sources do not wait for each other, and ``on_result`` runs outside every lock (a worker that finishes
+while another delivers that source's results leaves its result to it and goes back to work).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
@@ -23,23 +26,31 @@ from yolov5_dpu_ros.core.detections import Detections
 from yolov5_dpu_ros.core.detector import Detector, StageTimings
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 
+Loader = Callable[[], "tuple[np.ndarray, str]"]
+
 LOG = logging.getLogger(__name__)
 LOG_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
 class Detected:
-    """A frame that went through: its detections and how long each stage took."""
+    """A frame that went through: its detections, the low-score ones for tracking (``Detector.detect_split``),
+    how long each stage took, and the image as decoded."""
 
     detections: Detections
+    low: Detections
     timings: StageTimings
+    image: np.ndarray
+    encoding: str
 
 
 @dataclass(frozen=True)
 class Failed:
-    """A frame that did not: the error that stopped it (type and message)."""
+    """A frame that did not: the error that stopped it (type and message); ``unreadable`` when the frame could
+    not be decoded (a bad message), else the detector failed on it."""
 
     error: str
+    unreadable: bool = False
 
 
 @dataclass
@@ -49,8 +60,16 @@ class FrameResult:
     seq: int
     source: Hashable
     tag: Any
-    image: np.ndarray
     outcome: Detected | Failed
+
+
+@dataclass
+class _Order:
+    """One source's frames between a worker taking them and their delivery, in submission order."""
+
+    in_flight: deque[int] = field(default_factory=deque)
+    done: dict[int, FrameResult] = field(default_factory=dict)
+    delivering: bool = False
 
 
 @dataclass
@@ -68,7 +87,7 @@ class PipelineCounts:
 
 
 class DetectionPipeline:
-    """Runs frames through several Detectors at once; ``on_result`` gets results in input order."""
+    """Runs frames through several Detectors at once; ``on_result`` gets each source's results in input order."""
 
     def __init__(self, detectors: Sequence[Detector], on_result: Callable[[FrameResult], None]) -> None:
         if not detectors:
@@ -78,10 +97,8 @@ class DetectionPipeline:
         self.dropped_by_source: dict[Hashable, int] = {}
         self._on_result = on_result
         self._cond = threading.Condition()
-        self._waiting: dict[Hashable, tuple] = {}  # source → (seq, image, encoding, tag); insertion = turn order
-        self._in_flight: deque[int] = deque()
-        self._done: dict[int, FrameResult] = {}
-        self._emit_lock = threading.Lock()
+        self._waiting: dict[Hashable, tuple] = {}  # source → (seq, load, tag); insertion = turn order
+        self._orders: dict[Hashable, _Order] = {}
         self._next_seq = 0
         self._closed = False
         self._last_callback_log = 0.0
@@ -92,8 +109,13 @@ class DetectionPipeline:
 
     def submit(self, image: np.ndarray, encoding: str = "bgr8", tag: Any = None, source: Hashable = 0,
                block: bool = False) -> int:
-        """Queue one frame; returns its sequence number. A live camera (``block`` False) replaces this source's
-        waiting frame, if any; files (``block`` True) wait for the slot instead, so no frame is dropped."""
+        """Queue one decoded frame; returns its sequence number. A live camera (``block`` False) replaces this
+        source's waiting frame, if any; files (``block`` True) wait for the slot instead, so no frame is dropped."""
+        return self.submit_lazy(lambda: (image, encoding), tag, source, block)
+
+    def submit_lazy(self, load: Loader, tag: Any = None, source: Hashable = 0, block: bool = False) -> int:
+        """Queue one frame that the worker taking it decodes with ``load()`` → (image, encoding); a load that
+        raises makes the frame a ``Failed(unreadable=True)``. Otherwise as ``submit``."""
         with self._cond:
             if block:
                 self._cond.wait_for(lambda: source not in self._waiting or self._closed)
@@ -104,7 +126,7 @@ class DetectionPipeline:
             self.counts.submitted += 1
             if self._waiting.pop(source, None) is not None:
                 self._drop(source)
-            self._waiting[source] = (seq, image, encoding, tag)
+            self._waiting[source] = (seq, load, tag)
             self._cond.notify()
             return seq
 
@@ -116,7 +138,8 @@ class DetectionPipeline:
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no frame is waiting or in flight (for tests and orderly shutdown)."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._waiting and not self._in_flight, timeout)
+            return self._cond.wait_for(
+                lambda: not self._waiting and not any(o.in_flight for o in self._orders.values()), timeout)
 
     def close(self) -> None:
         """Stop the workers after the frames in flight; waiting frames are counted as dropped."""
@@ -145,20 +168,15 @@ class DetectionPipeline:
             if not self._waiting:
                 return None
             source = next(iter(self._waiting))  # the longest-waiting source goes first
-            seq, image, encoding, tag = self._waiting.pop(source)
-            self._in_flight.append(seq)
+            seq, load, tag = self._waiting.pop(source)
+            self._orders.setdefault(source, _Order()).in_flight.append(seq)
             self._cond.notify_all()  # a blocked submit may go on
-            return seq, source, image, encoding, tag
+            return seq, source, load, tag
 
     def _work(self, detector: Detector) -> None:
         while (job := self._take()) is not None:
-            seq, source, image, encoding, tag = job
-            try:
-                outcome: Detected | Failed = Detected(*detector.detect(image, encoding))
-            except Exception as e:  # a bad frame or a backend fault: counted and reported, never fatal
-                outcome = Failed(f"{type(e).__name__}: {e}")
-            result = FrameResult(seq, source, tag, image, outcome)
-            self._finish(result)
+            seq, source, load, tag = job
+            self._finish(FrameResult(seq, source, tag, _run(detector, load)))
 
     def _deliver(self, result: FrameResult) -> None:
         """Hand one result to ``on_result``; a consumer that raises is counted and logged, never fatal."""
@@ -173,21 +191,44 @@ class DetectionPipeline:
                 LOG.exception("on_result raised for frame %d (%d so far); the pipeline goes on", result.seq, count)
 
     def _finish(self, result: FrameResult) -> None:
-        with self._emit_lock:  # one emitter at a time keeps the order; frames leave in_flight once emitted
+        """Record a result; deliver its source's results that are next in line, unless a worker already does."""
+        with self._cond:
+            order = self._orders[result.source]
+            order.done[result.seq] = result
+            if isinstance(result.outcome, Failed):
+                self.counts.failed += 1
+            else:
+                self.counts.processed += 1
+            if order.delivering:
+                return  # that worker delivers this one too, in order
+            order.delivering = True
+        while True:
             with self._cond:
-                self._done[result.seq] = result
-                if isinstance(result.outcome, Failed):
-                    self.counts.failed += 1
-                else:
-                    self.counts.processed += 1
                 ready = []
-                for seq in self._in_flight:
-                    if seq not in self._done:
+                for seq in order.in_flight:
+                    if seq not in order.done:
                         break
-                    ready.append(self._done.pop(seq))
+                    ready.append(order.done.pop(seq))
+                if not ready:
+                    order.delivering = False
+                    self._cond.notify_all()
+                    return
             for r in ready:
                 self._deliver(r)
             with self._cond:
                 for _ in ready:
-                    self._in_flight.popleft()
+                    order.in_flight.popleft()
                 self._cond.notify_all()
+
+
+def _run(detector: Detector, load: Loader) -> Detected | Failed:
+    """Decode, then detect; what goes wrong becomes the frame's outcome, never an exception."""
+    try:
+        image, encoding = load()
+    except Exception as e:  # a message that cannot become an image: a bad frame, counted as such
+        return Failed(f"{type(e).__name__}: {e}", unreadable=True)
+    try:
+        detections, low, timings = detector.detect_split(image, encoding)
+    except Exception as e:  # a bad frame or a backend fault: counted and reported, never fatal
+        return Failed(f"{type(e).__name__}: {e}")
+    return Detected(detections, low, timings, image, encoding)

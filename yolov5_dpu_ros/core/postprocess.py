@@ -32,6 +32,7 @@ class PostprocessConfig:
     classes: tuple[int, ...] | None = None
     agnostic: bool = False
     max_candidates: int = 30000
+    low_threshold: float | None = None  # also keep detections down to this score (tracking's second stage)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: store the checked, plain-Python values
@@ -46,6 +47,9 @@ class PostprocessConfig:
             if isinstance(self.classes, (str, bytes)) or not hasattr(self.classes, "__iter__"):
                 raise ValueError(f"classes must be a list of class indices, got {self.classes!r}")
             set_(self, "classes", tuple(validate.integer(c, "classes[]", 0) for c in self.classes))
+        if self.low_threshold is not None:
+            set_(self, "low_threshold", validate.real(self.low_threshold, "track_low_threshold", 0.0,
+                                                      self.conf_threshold, True, True))
 
 
 def raw_objectness_threshold(conf_threshold: float, fix_point: int | None) -> float:

@@ -1,4 +1,4 @@
-"""ROS message building: Detection2DArray, LabelInfo and DiagnosticArray from plain values.
+"""ROS message building: Detection2DArray and LabelInfo from plain values.
 
 vision_msgs changed layout across releases; the installed one decides: 4.x (Humble, Jazzy) has
 ``hypothesis.class_id`` and ``bbox.center.position.x``; 3.x the same hypothesis with a
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from yolov5_dpu_ros.core.conversions import DetectionFields
@@ -44,6 +43,8 @@ def detection_array(header, fields: Sequence[DetectionFields]) -> Detection2DArr
     for f in fields:
         d = Detection2D(header=header, bbox=_bbox(f))
         d.results.append(_hypothesis(f))
+        if hasattr(d, "id"):  # vision_msgs >= 3: the tracking ID
+            d.id = f.id
         detections.append(d)
     return Detection2DArray(header=header, detections=detections)
 
@@ -52,14 +53,3 @@ def label_info(header, names: Sequence[str], threshold: float):
     """vision_msgs/LabelInfo: the class map and the confidence threshold (vision_msgs >= 4 only)."""
     return LabelInfo(header=header, threshold=float(threshold),
                      class_map=[VisionClass(class_id=i, class_name=n) for i, n in enumerate(names)])
-
-
-def diagnostics(stamp, name: str, hardware_id: str, level_ok: bool, message: str,
-                values: dict[str, str]) -> DiagnosticArray:
-    """One DiagnosticStatus per call, OK or WARN, with key/value pairs."""
-    status = DiagnosticStatus(level=DiagnosticStatus.OK if level_ok else DiagnosticStatus.WARN, name=name,
-                              message=message, hardware_id=hardware_id,
-                              values=[KeyValue(key=k, value=v) for k, v in values.items()])
-    array = DiagnosticArray(status=[status])
-    array.header.stamp = stamp
-    return array

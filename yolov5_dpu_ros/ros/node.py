@@ -4,6 +4,10 @@ A lifecycle node: the model is loaded on configure and the image subscriptions l
 active. With ``autostart`` (the default) it configures and activates itself, so ``ros2 run`` and
 ``ros2 launch`` need no lifecycle manager; with ``autostart:=false`` a manager drives it. Ctrl-C or
 SIGTERM walks it through shutdown and exits 0.
+
+Threads: the executor (``rclpy.spin``) only does ROS work. An image callback records the message and its
+receive time in the camera's one-frame slot of the pipeline; the worker that takes the frame decodes it,
+detects, tracks and publishes, outside any lock the workers share, each camera's frames in order.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ import array
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_updater import DiagnosticStatusWrapper, Updater
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -29,21 +36,25 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from yolov5_dpu_ros.core.conversions import detection_fields, image_from_compressed, image_from_fields
-from yolov5_dpu_ros.core.draw import draw_detections, to_bgr
+from yolov5_dpu_ros.core.draw import draw_detections
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
-from yolov5_dpu_ros.core.pipeline import DetectionPipeline, Failed, FrameResult
+from yolov5_dpu_ros.core.latency import LatencyWindow, stamp_seconds
+from yolov5_dpu_ros.core.pipeline import Detected, DetectionPipeline, Failed, FrameResult
+from yolov5_dpu_ros.core.tracking import Tracker
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.dpu.board import explain
 from yolov5_dpu_ros.ros import params
-from yolov5_dpu_ros.ros.messages import LabelInfo, detection_array, diagnostics, label_info
+from yolov5_dpu_ros.ros.messages import LabelInfo, detection_array, label_info
+from yolov5_dpu_ros.ros.middleware import read_rmem_max, rmem_advice
 
 LOG_EVERY_S = 5.0
+DRAIN_S = 2.0  # deactivate waits this long for frames in flight
 POLICY_NAMES = {ReliabilityPolicy.RELIABLE: "reliable", ReliabilityPolicy.BEST_EFFORT: "best_effort"}
 
 
 @dataclass
 class Camera:
-    """One input topic with its outputs and counters."""
+    """One input topic with its outputs, counters and tracker."""
 
     index: int
     topic: str
@@ -52,10 +63,14 @@ class Camera:
     publishers: dict[str, Any] = field(default_factory=dict)
     subscription: Any = None
     reliability: str = ""  # of the current subscription
+    publisher_count: int = -1  # publishers of the topic when the reliability was chosen
     counts: CameraCounts = CameraCounts()  # replaced: read from the pipeline when diagnostics are made
     stamps: StampGaps = field(default_factory=StampGaps)
     stage_ms: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
     last: tuple = (CameraCounts(), 0.0)  # counts and time of the previous diagnostics
+    latency: LatencyWindow = field(default_factory=LatencyWindow)
+    tracker: Tracker | None = None
+    debug_image: array.array = field(default_factory=lambda: array.array("B"))  # reused: one copy per frame
 
     def out(self, name: str) -> str:
         return f"{self.namespace}/{name}" if self.namespace else name
@@ -73,8 +88,15 @@ def _camera(index: int, topic: str, compressed: bool, several: bool) -> Camera:
     return Camera(index, topic, namespace, compressed or topic.endswith("/compressed"))
 
 
+def _decode(msg: Any, compressed: bool) -> tuple[np.ndarray, str]:
+    """An Image or CompressedImage message as an image array and its encoding (run by the worker)."""
+    if compressed:
+        return image_from_compressed(msg.format, msg.data), "bgr8"
+    return image_from_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
+
+
 class DetectorNode(LifecycleNode):
-    """YOLOv5 detection on one or more cameras through one model (DPU or ONNX Runtime)."""
+    """YOLO detection and tracking on one or more cameras through one model (DPU or ONNX Runtime)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("yolov5_dpu", **kwargs)
@@ -83,10 +105,11 @@ class DetectorNode(LifecycleNode):
         self._pipeline: DetectionPipeline | None = None
         self._names: tuple[str, ...] = ()
         self._cameras: list[Camera] = []
-        self._diagnostics_pub: Any = None
-        self._timer = None
+        self._timer: Any = None
         self._lock = threading.Lock()
-        self._group = MutuallyExclusiveCallbackGroup()
+        self._updater = Updater(self, period=1.0)  # diagnostics in every lifecycle state
+        self._updater.setHardwareID("yolov5_dpu_ros")
+        self._updater.add("node", self._node_status)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # lifecycle: every transition catches everything (Humble's rclpy drops an exception raised here without a
@@ -108,40 +131,53 @@ class DetectorNode(LifecycleNode):
             self._release()
             self.get_logger().error(f"cannot configure: {explain(e)}")
             return TransitionCallbackReturn.FAILURE
+        self._updater.setHardwareID(f"yolov5_dpu_ros/{config.backend_spec.name}")
+        advice = rmem_advice(read_rmem_max())
+        if advice:
+            self.get_logger().warning(advice)
         self.get_logger().info(
             f"{config.backend_spec.name} model {config.backend_spec.model} ({len(self._names)} classes), "
-            f"{config.workers} workers, "
+            f"{config.workers} workers, tracking {'on' if config.tracker else 'off'}, "
             f"cameras {[c.topic + (' (compressed)' if c.compressed else '') for c in self._cameras]}")
         return TransitionCallbackReturn.SUCCESS
 
     def _open_outputs(self, config: params.NodeConfig) -> None:
-        """One Camera per input topic with its publishers, and the diagnostics publisher."""
+        """One Camera per input topic with its lifecycle publishers, tracker and diagnostics."""
         several = len(config.input_topics) > 1
         self._cameras = [_camera(i, t, config.compressed, several) for i, t in enumerate(config.input_topics)]
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for cam in self._cameras:
+            cam.tracker = Tracker(config.tracker) if config.tracker else None
             cam.publishers = {
-                "detections": self.create_publisher(Detection2DArray, cam.out("detections"), 10),
-                "image": self.create_publisher(Image, cam.out("detections/image"), 2),
+                "detections": self.create_lifecycle_publisher(Detection2DArray, cam.out("detections"), 10),
+                "image": self.create_lifecycle_publisher(Image, cam.out("detections/image"), 2),
             }
             if LabelInfo is not None:
-                cam.publishers["labels"] = self.create_publisher(LabelInfo, cam.out("label_info"), latched)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+                cam.publishers["labels"] = self.create_lifecycle_publisher(LabelInfo, cam.out("label_info"),
+                                                                           latched)
+            self._updater.add(cam.topic, partial(self._camera_status, cam))
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         try:
             for cam in self._cameras:
                 self._subscribe(cam)
+            self._timer = self.create_timer(1.0, self._follow_publishers)
+            result = super().on_activate(state)  # activates the lifecycle publishers
             self._publish_labels()
-            self._timer = self.create_timer(1.0, self._tick)
         except Exception as e:
             self._stop_inputs()
             self.get_logger().error(f"cannot activate: {explain(e)}")
             return TransitionCallbackReturn.FAILURE
-        return super().on_activate(state)
+        return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Inputs stop, the frames in flight finish (bounded), then the publishers go quiet."""
         self._stop_inputs()
+        if self._pipeline is not None and not self._pipeline.wait_idle(DRAIN_S):
+            self.get_logger().warning(f"frames still in flight after {DRAIN_S} s; their results are not published")
+        for cam in self._cameras:
+            if cam.tracker is not None:
+                cam.tracker.reset()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -181,12 +217,11 @@ class DetectorNode(LifecycleNode):
             self._pipeline.close()
             self._pipeline = None
         for cam in self._cameras:
+            self._updater.removeByName(cam.topic)
             for pub in cam.publishers.values():
-                self.destroy_publisher(pub)
-        if self._diagnostics_pub is not None:
-            self.destroy_publisher(self._diagnostics_pub)
-            self._diagnostics_pub = None
+                self.destroy_lifecycle_publisher(pub)
         self._cameras = []
+        self._config = None
 
     def _state(self) -> tuple[params.NodeConfig, DetectionPipeline]:
         """The configured state: subscriptions, timers and results exist only between configure and cleanup."""
@@ -194,17 +229,19 @@ class DetectorNode(LifecycleNode):
             raise RuntimeError("the node is not configured")
         return self._config, self._pipeline
 
-    # inputs: QoS matched to the publishers, lost messages counted
-    def _wanted_reliability(self, cam: Camera) -> str:
-        config, _ = self._state()
-        if config.input_reliability != "auto":
-            return config.input_reliability
-        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(cam.topic))
-        return choose_reliability([POLICY_NAMES.get(i.qos_profile.reliability, "best_effort") for i in infos])
+    # inputs: QoS matched to the publishers, decided again only when the publishers change
+    def _follow_publishers(self) -> None:
+        for cam in self._cameras:
+            if self.count_publishers(self.resolve_topic_name(cam.topic)) != cam.publisher_count:
+                self._subscribe(cam)
 
     def _subscribe(self, cam: Camera) -> None:
         """(Re)create the camera's subscription with the reliability its publishers call for."""
-        wanted = self._wanted_reliability(cam)
+        config, _ = self._state()
+        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(cam.topic))
+        cam.publisher_count = len(infos)
+        wanted = config.input_reliability if config.input_reliability != "auto" else choose_reliability(
+            [POLICY_NAMES.get(i.qos_profile.reliability, "best_effort") for i in infos])
         if cam.subscription is not None and wanted == cam.reliability:
             return
         if cam.subscription is not None:
@@ -212,64 +249,74 @@ class DetectorNode(LifecycleNode):
         qos = QoSProfile(depth=1, reliability=(ReliabilityPolicy.RELIABLE if wanted == "reliable"
                                                else ReliabilityPolicy.BEST_EFFORT))
         kind = CompressedImage if cam.compressed else Image
-        callback = lambda msg, cam=cam: self._on_image(cam, msg)  # noqa: E731
+        callback = partial(self._on_image, cam)
         try:
-            events = SubscriptionEventCallbacks(message_lost=lambda info, cam=cam: self._on_lost(cam, info))
-            cam.subscription = self.create_subscription(kind, cam.topic, callback, qos, callback_group=self._group,
-                                                        event_callbacks=events)
+            events = SubscriptionEventCallbacks(message_lost=partial(self._on_lost, cam))
+            cam.subscription = self.create_subscription(kind, cam.topic, callback, qos, event_callbacks=events)
         except UnsupportedEventTypeError:
             self.get_logger().info(f"{cam.topic}: this middleware does not report lost messages; frames that never "
                                    "arrive are estimated from header stamps only")
-            cam.subscription = self.create_subscription(kind, cam.topic, callback, qos, callback_group=self._group)
+            cam.subscription = self.create_subscription(kind, cam.topic, callback, qos)
         cam.reliability = wanted
-        setting = self._state()[0].input_reliability
-        self.get_logger().info(f"{cam.topic}: subscribed {wanted} (input_reliability {setting})")
+        self.get_logger().info(f"{cam.topic}: subscribed {wanted} (input_reliability {config.input_reliability}, "
+                               f"{cam.publisher_count} publishers)")
 
     def _on_lost(self, cam: Camera, info: Any) -> None:
         with self._lock:
             cam.count(lost=int(info.total_count_change))
 
-    # data flow: message → image → pipeline → Detection2DArray
+    # data flow: message → (worker) image → detections → tracks → Detection2DArray
     def _on_image(self, cam: Camera, msg: Any) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        """Record the frame and when it came; a worker decodes it (a frame replaced in the slot costs nothing)."""
+        received = time.monotonic()
         with self._lock:
             cam.count(received=1)
-            cam.stamps.add(stamp)
-        try:
-            if cam.compressed:
-                image, encoding = image_from_compressed(msg.format, msg.data), "bgr8"
-            else:
-                image, encoding = image_from_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                                                    msg.is_bigendian)
-        except ValueError as e:
-            with self._lock:
-                cam.count(bad=1)
-            self.get_logger().warning(f"{cam.topic}: skipped a bad frame ({cam.counts.bad} so far): {e}",
-                                      throttle_duration_sec=LOG_EVERY_S)
-            return
-        self._state()[1].submit(image, encoding, tag=(cam, msg.header, encoding), source=cam.index)
+            cam.stamps.add(stamp_seconds(msg.header.stamp.sec, msg.header.stamp.nanosec))
+        self._state()[1].submit_lazy(partial(_decode, msg, cam.compressed), tag=(cam, msg.header, received),
+                                     source=cam.index)
 
     def _on_result(self, result: FrameResult) -> None:
-        cam, header, encoding = result.tag
+        """A worker delivers one frame of one camera, in that camera's order; no lock is shared while publishing."""
+        cam, header, received = result.tag
         outcome = result.outcome
         if isinstance(outcome, Failed):
+            kind = "bad" if outcome.unreadable else "failed"
             with self._lock:
-                cam.count(failed=1)
-            self.get_logger().warning(f"{cam.topic}: frame failed ({cam.counts.failed} so far): {outcome.error}",
+                cam.count(**{kind: 1})
+                so_far = getattr(cam.counts, kind)
+            what = "skipped a bad frame" if outcome.unreadable else "frame failed"
+            self.get_logger().warning(f"{cam.topic}: {what} ({so_far} so far): {outcome.error}",
                                       throttle_duration_sec=LOG_EVERY_S)
             return
         config, _ = self._state()
-        fields = detection_fields(outcome.detections, self._names, config.class_id_format)
+        stamp = stamp_seconds(header.stamp.sec, header.stamp.nanosec)
+        track_ids = None
+        if cam.tracker is not None:
+            update = cam.tracker.update(stamp, outcome.detections, outcome.low)
+            track_ids = update.ids
+            if update.reset:
+                self.get_logger().info(f"{cam.topic}: tracks start afresh: {update.reset}")
+        fields = detection_fields(outcome.detections, self._names, config.class_id_format, track_ids)
         cam.publishers["detections"].publish(detection_array(header, fields))
+        published = time.monotonic()
         with self._lock:
             cam.count(published=1)
+            cam.latency.add(received, stamp, published, self.get_clock().now().nanoseconds * 1e-9)
             t = outcome.timings
             cam.stage_ms = [a + b for a, b in zip(cam.stage_ms, (t.preprocess_ms, t.inference_ms, t.postprocess_ms))]
         image_pub = cam.publishers["image"]
         if config.publish_debug_image and image_pub.get_subscription_count() > 0:
-            bgr = draw_detections(to_bgr(result.image, encoding), outcome.detections, self._names)
-            image_pub.publish(Image(header=header, height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8",
-                                    is_bigendian=0, step=bgr.shape[1] * 3, data=array.array("B", bgr.tobytes())))
+            image_pub.publish(self._debug_image(cam, header, outcome, track_ids))
+
+    def _debug_image(self, cam: Camera, header: Any, outcome: Detected, track_ids: Any) -> Image:
+        """The annotated frame in the camera's reused buffer: one copy of the frame, no other."""
+        height, width = outcome.image.shape[:2]
+        if len(cam.debug_image) != height * width * 3:
+            cam.debug_image = array.array("B", bytes(height * width * 3))
+        canvas = np.frombuffer(cam.debug_image, np.uint8).reshape(height, width, 3)
+        draw_detections(outcome.image, outcome.detections, self._names, outcome.encoding, track_ids, out=canvas)
+        return Image(header=header, height=height, width=width, encoding="bgr8", is_bigendian=0, step=width * 3,
+                     data=cam.debug_image)
 
     def _publish_labels(self) -> None:
         """LabelInfo (class map, threshold) once per activation and after a threshold change; latched."""
@@ -279,42 +326,58 @@ class DetectorNode(LifecycleNode):
                 header = Header(stamp=self.get_clock().now().to_msg())
                 cam.publishers["labels"].publish(label_info(header, self._names, threshold))
 
-    def _tick(self) -> None:
-        """Once a second: follow the publishers' reliability, then publish diagnostics."""
-        for cam in self._cameras:
-            self._subscribe(cam)
-        self._publish_diagnostics()
+    # diagnostics (diagnostic_updater, every second, in every lifecycle state)
+    def _lifecycle_state(self) -> str:
+        return str(self._state_machine.current_state[1])
 
-    def _publish_diagnostics(self) -> None:
-        now = self.get_clock().now()
-        now_s = now.nanoseconds * 1e-9
-        config, pipeline = self._state()
-        for cam in self._cameras:
-            with self._lock:
-                cam.count(replaced=pipeline.dropped_by_source.get(cam.index, 0) - cam.counts.replaced,
-                          unseen=cam.stamps.unseen - cam.counts.unseen)
-                counts, stage_ms, period = cam.counts, cam.stage_ms, cam.stamps.input_period()
-                cam.stage_ms = [0.0, 0.0, 0.0]
-                (before, t0), cam.last = cam.last, (counts, now_s)
-            window = counts - before
-            dt = max(now_s - t0, 1e-9) if t0 else 1.0
-            frames = max(window.published, 1)
-            ok, message = health(window)
-            values = {
-                "input fps": f"{window.received / dt:.1f}", "output fps": f"{window.published / dt:.1f}",
-                "input period ms": "-" if period is None else f"{period * 1e3:.1f}",
-                "preprocess ms": f"{stage_ms[0] / frames:.2f}", "inference ms": f"{stage_ms[1] / frames:.2f}",
-                "postprocess ms": f"{stage_ms[2] / frames:.2f}",
-                "lost in transport": str(counts.lost), "never reached the node (from stamps)": str(counts.unseen),
-                "replaced in the queue": str(counts.replaced), "bad frames": str(counts.bad),
-                "failed frames": str(counts.failed),
-                "publish errors (all cameras)": str(pipeline.counts.callback_errors),
-                "processed frames (all cameras)": str(pipeline.counts.processed),
-                "input reliability": cam.reliability, "backend": config.backend_spec.name,
-                "workers": str(config.workers),
-            }
-            self._diagnostics_pub.publish(diagnostics(now.to_msg(), f"yolov5_dpu_ros: {cam.topic}",
-                                                      config.backend_spec.name, ok, message, values))
+    def _node_status(self, stat: DiagnosticStatusWrapper) -> DiagnosticStatusWrapper:
+        state = self._lifecycle_state()
+        configured = self._config is not None and self._pipeline is not None
+        stat.summary(DiagnosticStatus.OK, f"{state}: " + ("configured" if configured else "no model loaded"))
+        stat.add("lifecycle state", state)
+        if configured:
+            config, pipeline = self._state()
+            stat.add("backend", config.backend_spec.name)
+            stat.add("model", str(config.backend_spec.model))
+            stat.add("workers", str(config.workers))
+            stat.add("processed frames (all cameras)", str(pipeline.counts.processed))
+            stat.add("publish errors (all cameras)", str(pipeline.counts.callback_errors))
+        return stat
+
+    def _camera_status(self, cam: Camera, stat: DiagnosticStatusWrapper) -> DiagnosticStatusWrapper:
+        state = self._lifecycle_state()
+        if self._pipeline is None:
+            stat.summary(DiagnosticStatus.OK, f"{state}: not configured")
+            return stat
+        pipeline = self._pipeline
+        now_s = self.get_clock().now().nanoseconds * 1e-9
+        with self._lock:
+            cam.count(replaced=pipeline.dropped_by_source.get(cam.index, 0) - cam.counts.replaced,
+                      unseen=cam.stamps.unseen - cam.counts.unseen)
+            counts, stage_ms, period = cam.counts, cam.stage_ms, cam.stamps.input_period()
+            cam.stage_ms = [0.0, 0.0, 0.0]
+            (before, t0), cam.last = cam.last, (counts, now_s)
+            latency = cam.latency.take()
+        window = counts - before
+        dt = max(now_s - t0, 1e-9) if t0 else 1.0
+        frames = max(window.published, 1)
+        ok, message = health(window) if state == "active" else (True, "inputs stopped")
+        stat.summary(DiagnosticStatus.OK if ok else DiagnosticStatus.WARN, f"{state}: {message}")
+        values = {
+            "lifecycle state": state,
+            "input fps": f"{window.received / dt:.1f}", "output fps": f"{window.published / dt:.1f}",
+            "input period ms": "-" if period is None else f"{period * 1e3:.1f}",
+            **latency,
+            "preprocess ms": f"{stage_ms[0] / frames:.2f}", "inference ms": f"{stage_ms[1] / frames:.2f}",
+            "postprocess ms": f"{stage_ms[2] / frames:.2f}",
+            "lost in transport": str(counts.lost), "never reached the node (from stamps)": str(counts.unseen),
+            "replaced in the queue": str(counts.replaced), "bad frames": str(counts.bad),
+            "failed frames": str(counts.failed), "input reliability": cam.reliability,
+            "active tracks": "-" if cam.tracker is None else str(cam.tracker.active),
+        }
+        for key, value in values.items():
+            stat.add(key, value)
+        return stat
 
     def _on_set_parameters(self, changed: list) -> SetParametersResult:
         runtime = {p.name: p.value for p in changed if p.name in params.RUNTIME}
@@ -322,11 +385,18 @@ class DetectorNode(LifecycleNode):
             return SetParametersResult(successful=True)
         values = {name: self.get_parameter(name).value for name in params.RUNTIME} | runtime
         try:
-            config = params.selection(values)
+            config, tracker = params.selection(values), params.tracker_config(values)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
         if self._pipeline is not None:
             self._pipeline.set_config(config)
+            for cam in self._cameras:
+                if tracker is None:
+                    cam.tracker = None
+                elif cam.tracker is None:
+                    cam.tracker = Tracker(tracker)
+                else:
+                    cam.tracker.config = tracker
             if "conf_threshold" in runtime and self._timer is not None:
                 self._publish_labels()
         return SetParametersResult(successful=True)

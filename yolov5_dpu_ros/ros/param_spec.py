@@ -53,19 +53,32 @@ PARAMETERS: dict[str, Param] = {
                                          "each one's outputs go under its namespace", launch=False),
     "compressed": Param(False, "subscribe to sensor_msgs/CompressedImage (also when a topic ends in /compressed)"),
     "autostart": Param(True, "configure and activate at start (false: wait for lifecycle transitions)"),
+    "tracking": Param(True, "track objects per camera: Detection2D.id holds the track ID (empty until confirmed)",
+                      None, True),
+    "track_lifetime": Param(1.0, "tracking: seconds a track lives on without a match (then removed; a longer gap "
+                                 "in the stamps starts afresh)", (0.05, 60.0), True),
+    "track_match_iou": Param(0.2, "tracking: least IoU between a track's predicted box and a detection to match",
+                             (0.01, 0.99), True),
+    "track_low_threshold": Param(0.1, "tracking: detections from this score up to conf_threshold keep tracks "
+                                      "alive (never published, never start a track)", (0.001, 0.999), True),
 }
 RUNTIME = tuple(name for name, p in PARAMETERS.items() if p.runtime)
 LAUNCH_ARGUMENTS = tuple(name for name, p in PARAMETERS.items() if p.launch)
+
+
+def launch_flag(name: str, text: str) -> bool:
+    """A true/false launch argument."""
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(f"launch argument {name}:={text}: give true or false")
+    return lowered == "true"
 
 
 def launch_value(name: str, text: str) -> Any:
     """A launch argument's text as the parameter's type (so ``conf_threshold:=1`` is the double 1.0)."""
     default = PARAMETERS[name].default
     if isinstance(default, bool):
-        lowered = text.strip().lower()
-        if lowered not in ("true", "false"):
-            raise ValueError(f"launch argument {name}:={text}: give true or false")
-        return lowered == "true"
+        return launch_flag(name, text)
     try:
         return type(default)(float(text)) if isinstance(default, float) else type(default)(text)
     except ValueError as e:

@@ -11,12 +11,13 @@ from rclpy.node import Node
 
 from yolov5_dpu_ros.backends import BACKENDS, BackendSpec, DpuSpec, OnnxSpec
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig
+from yolov5_dpu_ros.core.tracking import TrackerConfig
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
 from yolov5_dpu_ros.ros.param_spec import ALL_CLASSES, CLASS_ID_FORMATS, PARAMETERS, RELIABILITY, RUNTIME
 from yolov5_dpu_ros.ros.topic_names import topic_name_problem
 
-__all__ = ["NodeConfig", "RUNTIME", "declare", "read", "selection"]
+__all__ = ["NodeConfig", "RUNTIME", "declare", "read", "selection", "tracker_config"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class NodeConfig:
     input_topics: tuple[str, ...]
     compressed: bool
     selection: PostprocessConfig
+    tracker: TrackerConfig | None
 
 
 def _descriptor(name: str) -> ParameterDescriptor:
@@ -61,15 +63,30 @@ def declare(node: Node) -> list[str]:
 
 
 def selection(values: dict) -> PostprocessConfig:
-    """PostprocessConfig from parameter values; ValueError names the bad parameter."""
+    """PostprocessConfig from parameter values (with tracking's low threshold when tracking is on); ValueError
+    names the bad parameter."""
     classes = tuple(values["classes"])
     if ALL_CLASSES in classes and len(classes) > 1:
         raise ValueError(f"classes: [-1] means all classes and cannot be mixed with indices, got {list(classes)}")
+    if values["tracking"] and values["track_low_threshold"] >= values["conf_threshold"]:
+        raise ValueError(f"parameter track_low_threshold ({values['track_low_threshold']}) must be below "
+                         f"conf_threshold ({values['conf_threshold']})")
     try:
         return PostprocessConfig(
             conf_threshold=values["conf_threshold"], iou_threshold=values["iou_threshold"],
             max_detections=values["max_detections"],
-            classes=None if classes == (ALL_CLASSES,) else classes, agnostic=values["agnostic_nms"])
+            classes=None if classes == (ALL_CLASSES,) else classes, agnostic=values["agnostic_nms"],
+            low_threshold=values["track_low_threshold"] if values["tracking"] else None)
+    except ValueError as e:
+        raise ValueError(f"parameter {e}") from e
+
+
+def tracker_config(values: dict) -> TrackerConfig | None:
+    """The tracker's settings, or None with tracking off; ValueError names the bad parameter."""
+    if not values["tracking"]:
+        return None
+    try:
+        return TrackerConfig(lifetime_s=values["track_lifetime"], match_iou=values["track_match_iou"])
     except ValueError as e:
         raise ValueError(f"parameter {e}") from e
 
@@ -105,4 +122,5 @@ def read(node: Node) -> NodeConfig:
                          OnnxSpec(Path(v["onnx_model"] or DEMO_ONNX), v["threads"], v["onnx_spin"]))
     return NodeConfig(spec, v["model_meta"] or str(DEMO_META), v["workers"],
                       _one_of(v, "class_id_format", CLASS_ID_FORMATS), v["publish_debug_image"],
-                      _one_of(v, "input_reliability", RELIABILITY), topics, v["compressed"], selection(v))
+                      _one_of(v, "input_reliability", RELIABILITY), topics, v["compressed"], selection(v),
+                      tracker_config(v))

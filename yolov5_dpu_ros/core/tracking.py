@@ -1,0 +1,230 @@
+"""Objects over time: a ByteTrack-style multi-object tracker, one per camera, driven by the frames' stamps.
+
+Algorithm (Zhang et al., "ByteTrack: Multi-Object Tracking by Associating Every Detection Box", ECCV 2022),
+written for this package on numpy and ``scipy.optimize.linear_sum_assignment``:
+
+1. every track's box (centre, size and their rates) is predicted to the frame's stamp by a constant-velocity
+   Kalman filter whose step is the stamp difference in seconds, never a frame count: frames the node replaces
+   or the middleware loses only lengthen the step;
+2. detections at or above the confidence threshold are matched to the confirmed and the lost tracks by IoU,
+   solved as a linear assignment, class-aware (another class never matches);
+3. the low-score detections (``track_low_threshold`` up to the confidence threshold, from the same
+   post-processing pass) are matched to the confirmed tracks still unmatched: they keep tracks alive through
+   occlusion and score dips, but never start a track and are never published;
+4. new (tentative) tracks are matched to what high detections remain; unmatched high detections start
+   tentative tracks; a track is confirmed after ``min_hits`` matches and only then has an ID on the output;
+5. a track unmatched for longer than ``lifetime_s`` is removed; a stamp that goes backwards (a looping bag, a
+   restarted camera) or a gap longer than the lifetime starts afresh, without reusing an ID.
+
+No appearance model: an object that leaves for longer than the lifetime comes back with a new ID.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from yolov5_dpu_ros.core import validate
+from yolov5_dpu_ros.core.detections import Detections
+
+REFERENCE_PERIOD_S = 1 / 30  # ByteTrack's noise weights are per frame of a 30 Hz video
+POSITION_NOISE = 1 / 20  # ByteTrack's std weights, relative to the box size
+VELOCITY_NOISE = 1 / 160
+LOW_MATCH_IOU = 0.5  # ByteTrack's second association
+_H = np.hstack([np.eye(4), np.zeros((4, 4))])  # measurement: centre and size
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """The tracker's knobs; validated so that a bad value is refused before it reaches a frame."""
+
+    lifetime_s: float = 1.0  # a track unmatched for longer is removed
+    match_iou: float = 0.2  # least IoU for a high-score detection to continue a track
+    min_hits: int = 2  # matches before a track is confirmed and its ID published
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lifetime_s", validate.real(self.lifetime_s, "track_lifetime", 0.0, 3600.0,
+                                                               open_low=True))
+        object.__setattr__(self, "match_iou", validate.real(self.match_iou, "track_match_iou", 0.0, 1.0,
+                                                              open_low=True, open_high=True))
+        object.__setattr__(self, "min_hits", validate.integer(self.min_hits, "track_min_hits", 1))
+
+
+@dataclass(frozen=True)
+class TrackUpdate:
+    """The IDs of one frame's published detections (-1: not confirmed yet) and, when the tracker started
+    afresh on this frame, why."""
+
+    ids: np.ndarray
+    reset: str | None = None
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every xyxy box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _xywh(xyxy: np.ndarray) -> np.ndarray:
+    return np.concatenate([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+
+
+def _xyxy(xywh: np.ndarray) -> np.ndarray:
+    return np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+
+
+def _noise_scale(size: np.ndarray) -> np.ndarray:
+    """Per state component, the box dimension its noise is relative to: w for x and width, h for y and height."""
+    w, h = size[:, 0:1], size[:, 1:2]
+    return np.concatenate([w, h, w, h], axis=1)
+
+
+def _assign(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Pairs (row, column) of the IoU-maximising assignment with IoU at or above ``threshold``."""
+    if iou.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(-iou)
+    return [(r, c) for r, c in zip(rows.tolist(), cols.tolist()) if iou[r, c] >= threshold]
+
+
+class Tracker:
+    """Tracks of one camera. ``update`` takes each frame once, in stamp order."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self._next_id = 1
+        self._last_stamp: float | None = None
+        self._clear()
+
+    def _clear(self) -> None:
+        self._mean = np.zeros((0, 8))
+        self._cov = np.zeros((0, 8, 8))
+        self._cls = np.zeros(0, np.int64)
+        self._id = np.zeros(0, np.int64)  # assigned at confirmation; -1 before
+        self._hits = np.zeros(0, np.int64)
+        self._seen = np.zeros(0)  # stamp of the last match
+        self._confirmed = np.zeros(0, bool)
+
+    @property
+    def active(self) -> int:
+        """Confirmed tracks matched within the lifetime (the diagnostics' 'active tracks')."""
+        return int(self._confirmed.sum())
+
+    def reset(self) -> None:
+        """Forget every track (IDs keep counting up: none is ever reused)."""
+        self._clear()
+        self._last_stamp = None
+
+    def update(self, stamp_s: float, detections: Detections, low: Detections | None = None) -> TrackUpdate:
+        """Advance to ``stamp_s`` (seconds, the frame's header stamp) with the frame's published ``detections``
+        and its ``low``-score ones; returns the IDs of ``detections``, in their order."""
+        reset = None
+        if self._last_stamp is not None and (stamp_s < self._last_stamp
+                                             or stamp_s - self._last_stamp > self.config.lifetime_s):
+            reset = (f"stamp went back {self._last_stamp - stamp_s:.3f} s" if stamp_s < self._last_stamp else
+                     f"no frame for {stamp_s - self._last_stamp:.3f} s (more than the track lifetime)")
+            self._clear()
+        dt = 0.0 if self._last_stamp is None or reset else stamp_s - self._last_stamp
+        self._last_stamp = stamp_s
+        self._predict(dt)
+        high_box, high_cls = np.asarray(detections.xyxy, np.float64), np.asarray(detections.class_id, np.int64)
+        out = np.full(len(high_box), -1, np.int64)
+        det_of_track = np.full(len(self._id), -1, np.int64)  # which high detection each track took
+
+        # 1. high detections with confirmed and lost tracks
+        established = np.flatnonzero(self._confirmed)
+        pairs = _assign(self._class_iou(established, high_box, high_cls), self.config.match_iou)
+        matched_det = {d for _, d in pairs}
+        for t, d in pairs:
+            det_of_track[established[t]] = d
+        # 2. low detections with the established tracks still unmatched
+        if low is not None and len(low):
+            waiting = established[det_of_track[established] < 0]
+            low_box = np.asarray(low.xyxy, np.float64)
+            for t, d in _assign(self._class_iou(waiting, low_box, np.asarray(low.class_id, np.int64)),
+                                LOW_MATCH_IOU):
+                self._correct(waiting[t], low_box[d], stamp_s)
+        # 3. tentative tracks with the high detections left
+        tentative = np.flatnonzero(~self._confirmed)
+        left = np.array([d for d in range(len(high_box)) if d not in matched_det], np.int64)
+        for t, d in _assign(self._class_iou(tentative, high_box[left], high_cls[left]), self.config.match_iou):
+            det_of_track[tentative[t]] = left[d]
+            matched_det.add(int(left[d]))
+        for track in np.flatnonzero(det_of_track >= 0).tolist():
+            self._correct(track, high_box[det_of_track[track]], stamp_s)
+            self._promote(track)
+            out[det_of_track[track]] = self._id[track]
+        # 4. tentative tracks that missed their second frame go; so do tracks past their lifetime
+        missed = ~self._confirmed & (self._seen < stamp_s)
+        expired = stamp_s - self._seen > self.config.lifetime_s
+        self._keep(~(missed | expired))
+        # 5. unmatched high detections start tentative tracks
+        new = [d for d in range(len(high_box)) if d not in matched_det]
+        if new:
+            self._start(high_box[new], high_cls[new], stamp_s)
+            for started, d in zip(range(len(self._id) - len(new), len(self._id)), new):
+                if self.config.min_hits <= 1:
+                    self._promote(started)
+                    out[d] = self._id[started]
+        return TrackUpdate(out, reset)
+
+    # --- the filter --------------------------------------------------------------------------------
+    def _predict(self, dt: float) -> None:
+        if not len(self._mean) or dt <= 0:
+            return
+        self._mean[:, :4] += dt * self._mean[:, 4:]
+        self._mean[:, 2:4] = np.maximum(self._mean[:, 2:4], 1e-3)
+        transition = np.eye(8)
+        transition[:4, 4:] = dt * np.eye(4)
+        scale = _noise_scale(self._mean[:, 2:4])
+        steps = dt / REFERENCE_PERIOD_S
+        q = np.concatenate([(POSITION_NOISE * scale) ** 2, (VELOCITY_NOISE * scale) ** 2], axis=1) * steps
+        self._cov = transition @ self._cov @ transition.T
+        self._cov[:, np.arange(8), np.arange(8)] += q
+
+    def _correct(self, track: int, box: np.ndarray, stamp_s: float) -> None:
+        measured = _xywh(box[None])[0]
+        r = np.diag((POSITION_NOISE * _noise_scale(measured[None, 2:4])[0]) ** 2)
+        cov = self._cov[track]
+        s = _H @ cov @ _H.T + r
+        gain = np.linalg.solve(s, _H @ cov).T
+        self._mean[track] += gain @ (measured - _H @ self._mean[track])
+        self._cov[track] = cov - gain @ _H @ cov
+        self._hits[track] += 1
+        self._seen[track] = stamp_s
+
+    def _start(self, boxes: np.ndarray, classes: np.ndarray, stamp_s: float) -> None:
+        xywh = _xywh(boxes)
+        scale = _noise_scale(xywh[:, 2:4])
+        std = np.concatenate([2 * POSITION_NOISE * scale, 10 * VELOCITY_NOISE * scale], axis=1)
+        self._mean = np.vstack([self._mean, np.hstack([xywh, np.zeros_like(xywh)])])
+        self._cov = np.concatenate([self._cov, np.stack([np.diag(s ** 2) for s in std])])
+        self._cls = np.concatenate([self._cls, classes])
+        self._id = np.concatenate([self._id, np.full(len(boxes), -1, np.int64)])
+        self._hits = np.concatenate([self._hits, np.ones(len(boxes), np.int64)])
+        self._seen = np.concatenate([self._seen, np.full(len(boxes), stamp_s)])
+        self._confirmed = np.concatenate([self._confirmed, np.zeros(len(boxes), bool)])
+
+    def _promote(self, track: int) -> None:
+        if not self._confirmed[track] and self._hits[track] >= self.config.min_hits:
+            self._confirmed[track] = True
+            self._id[track] = self._next_id
+            self._next_id += 1
+
+    def _keep(self, keep: np.ndarray) -> None:
+        self._mean, self._cov, self._cls = self._mean[keep], self._cov[keep], self._cls[keep]
+        self._id, self._hits, self._seen = self._id[keep], self._hits[keep], self._seen[keep]
+        self._confirmed = self._confirmed[keep]
+
+    def _class_iou(self, tracks: np.ndarray, boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """IoU of the predicted boxes of ``tracks`` with ``boxes``; 0 across classes."""
+        iou = iou_matrix(_xyxy(self._mean[tracks, :4]), boxes)
+        iou[self._cls[tracks][:, None] != classes[None, :]] = 0.0
+        return iou
