@@ -50,7 +50,27 @@ def test_round_trip_one_array_per_frame_with_the_image_header(tmp_path, mcap_bag
     assert (out / "metadata.yaml").is_file()
     timings = _messages(out, "diagnostic_msgs/msg/DiagnosticArray")
     assert len(timings) == len(images) and {kv.key for kv in timings[0][2].status[0].values} == {
-        "preprocess", "inference", "postprocess"}
+        "preprocess", "inference", "postprocess", "latency ms (callback to publish)", "age ms (stamp to publish)"}
+    for _, _, record in timings:
+        values = {kv.key: float(kv.value) for kv in record.status[0].values}
+        stages = values["preprocess"] + values["inference"] + values["postprocess"]
+        assert stages <= values["latency ms (callback to publish)"] <= values["age ms (stamp to publish)"] + 1e-3
+    assert all(d.id == "" for _, _, a in arrays for d in a.detections)  # no --track: no IDs
+
+
+def test_bag_track_writes_ids_that_follow_the_moving_shapes(tmp_path):
+    source = tmp_path / "camera"
+    write_bag(source, list(moving_shapes(7, 30)))
+    out = tmp_path / "tracked"
+    assert main(["bag", str(source), "--out", str(out), "--no-progress", "--track"]) == 0
+    arrays = [a for _, _, a in _messages(out, DETECTIONS)]
+    ids = [d.id for a in arrays for d in a.detections]
+    assert ids[: len(arrays[0].detections)] == [""] * len(arrays[0].detections)  # the first frame: tentative
+    later = [d.id for a in arrays[5:] for d in a.detections]
+    assert later and sum(i != "" for i in later) >= 0.8 * len(later)
+    per_frame = [[d.id for d in a.detections if d.id] for a in arrays]
+    assert all(len(f) == len(set(f)) for f in per_frame)
+    assert len({i for f in per_frame for i in f}) <= 2 * max(len(f) for f in per_frame)  # IDs persist
 
 
 def test_compressed_topic_and_ros1_bag(tmp_path):

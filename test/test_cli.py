@@ -171,3 +171,23 @@ def test_the_readme_command_writes_jsonl_into_the_annotation_folder_it_creates(t
                  "--no-progress"]) == 0
     assert len((out / "detections.jsonl").read_text().splitlines()) == len(list(images.glob("*.jpg")))
     assert "6 processed, 0 unreadable" in capsys.readouterr().err
+
+
+def test_detect_track_on_a_folder_sequence_writes_track_ids(tmp_path, capsys):
+    from demo.make_demo_inputs import moving_shapes
+
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i, frame in enumerate(moving_shapes(3, 20)):
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), frame)
+    jsonl = tmp_path / "out.jsonl"
+    assert main(["detect", str(folder), "--track", "--fps", "15", "--no-progress", "--jsonl", str(jsonl),
+                 "--annotate", str(tmp_path / "ann"), "--workers", "2"]) == 0
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(20))
+    assert all(d["track_id"] is None for d in records[0]["detections"])  # tentative on the first frame
+    ids = [d["track_id"] for r in records[3:] for d in r["detections"]]
+    assert ids and sum(i is not None for i in ids) >= 0.8 * len(ids)
+    assert len({i for i in ids if i is not None}) <= 2 * max(len(r["detections"]) for r in records)
+    assert main(["detect", str(folder), "--track", "--fps", "0", "--no-progress"]) == 2
+    assert "--fps must be above 0" in capsys.readouterr().err

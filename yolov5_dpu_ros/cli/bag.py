@@ -20,16 +20,20 @@ from yolov5_dpu_ros.cli.common import (
     STAGES,
     CliError,
     add_model_arguments,
+    add_tracking_arguments,
     build_workers,
     check_output_folder,
     removed_on_failure,
     summary,
+    tracker_config,
 )
 from yolov5_dpu_ros.cli.progress import Progress
 from yolov5_dpu_ros.core.conversions import detection_fields
 from yolov5_dpu_ros.core.detections import Detections
 from yolov5_dpu_ros.core.detector import StageTimings
 from yolov5_dpu_ros.core.draw import VideoSink, draw_detections
+from yolov5_dpu_ros.core.latency import AGE, LATENCY, stamp_seconds
+from yolov5_dpu_ros.core.tracking import Tracker
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -45,6 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--annotate", type=Path, help="folder for one annotated video per topic")
     p.add_argument("--no-progress", action="store_true")
     add_model_arguments(p)
+    add_tracking_arguments(p)
     p.set_defaults(run=run_bag)
 
 
@@ -56,10 +61,11 @@ class _Videos:
         self.folder, self.names, self.fps = folder, names, fps
         self._sinks: dict[str, VideoSink] = {}
 
-    def write(self, topic: str, image: np.ndarray, encoding: str, detections: Detections) -> None:
+    def write(self, topic: str, image: np.ndarray, encoding: str, detections: Detections,
+              track_ids: np.ndarray | None = None) -> None:
         if topic not in self._sinks:
             self._sinks[topic] = VideoSink(self.folder / (topic.strip("/").replace("/", "_") + ".mp4"), self.fps)
-        self._sinks[topic].write(draw_detections(image, detections, self.names, encoding))
+        self._sinks[topic].write(draw_detections(image, detections, self.names, encoding, track_ids))
 
     def close(self) -> None:
         for sink in self._sinks.values():
@@ -96,6 +102,8 @@ def run_bag(args: argparse.Namespace) -> int:
 def _detect_bag(args: argparse.Namespace, reader: BagReader, detector, topics: dict) -> tuple:
     """Every frame of the bag through the detector into a new detections bag (and annotated videos)."""
     names = detector.meta.names
+    tracking = tracker_config(args)
+    trackers: dict[str, Tracker] = {}  # one per camera topic, fed the images' header stamps
     try:
         writer = DetectionBagWriter(args.out, args.storage)
     except BagError as e:
@@ -112,21 +120,31 @@ def _detect_bag(args: argparse.Namespace, reader: BagReader, detector, topics: d
             try:
                 if frame.image is None:
                     raise ValueError(frame.error)
-                found, t = detector.detect(frame.image, frame.encoding)
+                found, low, t = detector.detect_split(frame.image, frame.encoding)
             except Exception as e:  # one bad frame is counted and skipped, never the end of the run
                 bad += 1
                 print(f"skipped a bad frame on {frame.topic} at {frame.timestamp}: {e}", file=sys.stderr)
                 continue
             det_topic, timing_topic = topics[frame.topic]
+            ids = None
+            if tracking is not None:
+                stamp = stamp_seconds(frame.header.stamp.sec, frame.header.stamp.nanosec)
+                update = trackers.setdefault(frame.topic, Tracker(tracking)).update(stamp, found, low)
+                ids = update.ids
+                if update.reset:
+                    print(f"{frame.topic}: tracks start afresh: {update.reset}", file=sys.stderr)
             writer.write_detections(det_topic, frame.timestamp, frame.header,
-                                    detection_fields(found, names, args.class_id_format))
+                                    detection_fields(found, names, args.class_id_format, ids))
+            latency_ms = (time.monotonic() - frame.received) * 1e3
+            recorded_ms = (frame.timestamp - (frame.header.stamp.sec * 10**9 + frame.header.stamp.nanosec)) * 1e-6
             writer.write_timings(timing_topic, frame.timestamp, frame.header,
-                                 {s: getattr(t, f"{s}_ms") for s in STAGES})
+                                 {**{s: getattr(t, f"{s}_ms") for s in STAGES}, LATENCY: latency_ms,
+                                  AGE: recorded_ms + latency_ms})
             frames += 1
             timings.append(t)
             classes.update(found.class_id.tolist())
             if videos is not None:
-                videos.write(frame.topic, frame.image, frame.encoding, found)
+                videos.write(frame.topic, frame.image, frame.encoding, found, ids)
     finally:
         progress.close()
         writer.close()

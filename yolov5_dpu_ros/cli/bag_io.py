@@ -6,6 +6,7 @@ in the ROS 2 Humble (vision_msgs 4.x) layout, each array carrying its image's he
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -58,10 +59,11 @@ class BagFrame:
 
     topic: str
     timestamp: int
-    header: object
+    header: Any
     image: np.ndarray | None
     encoding: str
     error: str = ""
+    received: float = 0.0  # time.monotonic() when the message was read: the replay's "callback" time
 
 
 def open_bag(path: Path) -> Any:
@@ -108,10 +110,11 @@ class BagReader:
 
     def __iter__(self) -> Iterator[BagFrame]:
         for conn, timestamp, raw in self._reader.messages(connections=self.connections):
+            received = time.monotonic()
             try:
                 msg = self._reader.deserialize(raw, conn.msgtype)
             except Exception as e:  # a message that does not deserialize is a bad frame, not a crash
-                yield BagFrame(conn.topic, timestamp, None, None, "", f"undecodable message: {e}")
+                yield BagFrame(conn.topic, timestamp, None, None, "", f"undecodable message: {e}", received)
                 continue
             try:
                 if conn.msgtype == COMPRESSED:
@@ -119,9 +122,9 @@ class BagReader:
                 else:
                     image, encoding = image_from_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data)
             except ValueError as e:
-                yield BagFrame(conn.topic, timestamp, msg.header, None, "", str(e))
+                yield BagFrame(conn.topic, timestamp, msg.header, None, "", str(e), received)
                 continue
-            yield BagFrame(conn.topic, timestamp, msg.header, image, encoding)
+            yield BagFrame(conn.topic, timestamp, msg.header, image, encoding, received=received)
 
     def close(self) -> None:
         self._reader.close()

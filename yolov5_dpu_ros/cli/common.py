@@ -15,6 +15,7 @@ import numpy as np
 from yolov5_dpu_ros.backends import BACKENDS, BackendSpec, DpuSpec, OnnxSpec
 from yolov5_dpu_ros.core.detector import Detector, StageTimings
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig
+from yolov5_dpu_ros.core.tracking import TrackerConfig
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
@@ -54,6 +55,26 @@ def add_model_arguments(parser: argparse.ArgumentParser, workers: bool = False) 
     s.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
 
 
+def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--track`` and the tracker's knobs (the node's parameters of the same names)."""
+    g = parser.add_argument_group("tracking")
+    g.add_argument("--track", action="store_true", help="give each detection a track ID (ByteTrack-style, per input)")
+    g.add_argument("--track-low-threshold", type=float, default=0.1,
+                   help="detections from this score up to --conf keep tracks alive (default 0.1)")
+    g.add_argument("--track-lifetime", type=float, default=1.0, help="seconds a track lives unmatched (default 1)")
+    g.add_argument("--track-match-iou", type=float, default=0.2, help="least IoU to continue a track (default 0.2)")
+
+
+def tracker_config(args: argparse.Namespace) -> TrackerConfig | None:
+    """The tracker's settings the options give, or None without ``--track``; problems become a CliError."""
+    if not getattr(args, "track", False):
+        return None
+    try:
+        return TrackerConfig(lifetime_s=args.track_lifetime, match_iou=args.track_match_iou)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+
+
 def backend_spec(args: argparse.Namespace) -> BackendSpec:
     """The backend and its options as the command line gives them."""
     if args.backend == "dpu":
@@ -66,7 +87,8 @@ def build_workers(args: argparse.Namespace) -> list[Detector]:
     describe; every problem becomes a CliError."""
     try:
         config = PostprocessConfig(args.conf, args.iou, args.max_det,
-                                   None if args.classes is None else tuple(args.classes), args.agnostic)
+                                   None if args.classes is None else tuple(args.classes), args.agnostic,
+                                   low_threshold=args.track_low_threshold if getattr(args, "track", False) else None)
         return build_detectors(backend_spec(args), args.model_meta, getattr(args, "workers", 1), config)
     except ValueError as e:
         raise CliError(str(e)) from e

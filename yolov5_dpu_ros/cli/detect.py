@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import cv2
 import numpy as np
@@ -17,11 +17,13 @@ import numpy as np
 from yolov5_dpu_ros.cli.common import (
     CliError,
     add_model_arguments,
+    add_tracking_arguments,
     build_workers,
     check_output_file,
     check_output_folder,
     removed_on_failure,
     summary,
+    tracker_config,
 )
 from yolov5_dpu_ros.cli.progress import Progress
 from yolov5_dpu_ros.core.detections import Detections
@@ -29,6 +31,7 @@ from yolov5_dpu_ros.core.detector import Detector, StageTimings
 from yolov5_dpu_ros.core.draw import VideoSink, draw_detections
 from yolov5_dpu_ros.core.pipeline import DetectionPipeline, Failed, FrameResult
 from yolov5_dpu_ros.core.sources import Frame, Source, iter_frames, resolve_source
+from yolov5_dpu_ros.core.tracking import Tracker, TrackerConfig
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,13 +41,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--jsonl", default="-", help="where to write JSON lines (default: stdout)")
     p.add_argument("--annotate", type=Path, help="folder for annotated images and videos")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--fps", type=float, default=30.0,
+                   help="--track: frame rate of a folder of images in name order (default 30; videos use their own)")
     add_model_arguments(p, workers=True)
+    add_tracking_arguments(p)
     p.set_defaults(run=run)
 
 
-def frame_record(frame: Frame, image: np.ndarray, detections: Detections, timings: StageTimings, names) -> dict:
-    """One JSON line: where the frame came from, its size, its detections and stage timings."""
-    return {
+def frame_record(frame: Frame, image: np.ndarray, detections: Detections, timings: StageTimings, names,
+                 track_ids: np.ndarray | None = None) -> dict:
+    """One JSON line: where the frame came from, its size, its detections (with ``track_id`` when tracking; null
+    while a track is not confirmed) and stage timings."""
+    record: dict[str, Any] = {
         "source": str(frame.path),
         "frame": frame.index,
         "width": int(image.shape[1]),
@@ -57,6 +65,10 @@ def frame_record(frame: Frame, image: np.ndarray, detections: Detections, timing
         "timings_ms": {"preprocess": round(timings.preprocess_ms, 3), "inference": round(timings.inference_ms, 3),
                        "postprocess": round(timings.postprocess_ms, 3)},
     }
+    if track_ids is not None:
+        for detection, tid in zip(record["detections"], track_ids.tolist()):
+            detection["track_id"] = tid if tid >= 0 else None
+    return record
 
 
 def annotated_path(folder: Path, source: Source, frame_path: Path, several: bool) -> Path:
@@ -75,8 +87,9 @@ class _Annotator:
         self._video: VideoSink | None = None
         self._video_source: Path | None = None
 
-    def write(self, source: Source, frame: Frame, image: np.ndarray, detections: Detections) -> None:
-        image = draw_detections(image, detections, self.names)
+    def write(self, source: Source, frame: Frame, image: np.ndarray, detections: Detections,
+              track_ids: np.ndarray | None = None) -> None:
+        image = draw_detections(image, detections, self.names, track_ids=track_ids)
         if not source.is_video:
             target = annotated_path(self.folder, source, frame.path, self.several)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -106,10 +119,23 @@ class _Tally:
     classes: Counter = field(default_factory=Counter)
 
 
+def source_fps(source: Source, default: float) -> float:
+    """Frames per second of an input for tracking stamps: a video's own rate where it says, else ``default``."""
+    if not source.is_video:
+        return default
+    cap = cv2.VideoCapture(str(source.path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+    return fps if fps and fps > 0 else default
+
+
 def _process(workers: list[Detector], sources: list[Source], out: TextIO, annotator: _Annotator | None,
-             show_progress: bool) -> _Tally:
+             show_progress: bool, tracking: TrackerConfig | None = None, fps: float = 30.0) -> _Tally:
     names = workers[0].meta.names
     tally = _Tally()
+    trackers: dict[Path, tuple[Tracker, float]] = {}  # one per input, its frames' stamps at its rate
 
     def on_result(result: FrameResult) -> None:  # in input order, one at a time
         source, frame = result.tag
@@ -121,9 +147,14 @@ def _process(workers: list[Detector], sources: list[Source], out: TextIO, annota
         tally.done += 1
         tally.timings.append(outcome.timings)
         tally.classes.update(outcome.detections.class_id.tolist())
-        out.write(json.dumps(frame_record(frame, outcome.image, outcome.detections, outcome.timings, names)) + "\n")
+        ids = None
+        if tracking is not None:
+            tracker, rate = trackers.setdefault(source.path, (Tracker(tracking), source_fps(source, fps)))
+            ids = tracker.update(frame.index / rate, outcome.detections, outcome.low).ids
+        record = frame_record(frame, outcome.image, outcome.detections, outcome.timings, names, ids)
+        out.write(json.dumps(record) + "\n")
         if annotator is not None:
-            annotator.write(source, frame, outcome.image, outcome.detections)
+            annotator.write(source, frame, outcome.image, outcome.detections, ids)
 
     pipeline = DetectionPipeline(workers, on_result)
     try:
@@ -154,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(jsonl, "--jsonl", made=args.annotate)
     if args.annotate:
         check_output_folder(args.annotate, "--annotate")
+    if not args.fps > 0:
+        raise CliError(f"--fps must be above 0, got {args.fps}")
+    tracking = tracker_config(args)
     workers = build_workers(args)
     start = time.perf_counter()
     with removed_on_failure(jsonl, args.annotate):
@@ -161,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
                      else None)
         out = sys.stdout if jsonl is None else open(jsonl, "w")
         try:
-            tally = _process(workers, sources, out, annotator, not args.no_progress)
+            tally = _process(workers, sources, out, annotator, not args.no_progress, tracking, args.fps)
         finally:
             if out is not sys.stdout:
                 out.close()

@@ -135,7 +135,7 @@ class DetectionFields:
 
 
 def detection_fields(detections: Detections, names: Sequence[str], class_id_format: str = "name",
-                     track_ids: Sequence[int] | None = None) -> list[DetectionFields]:
+                     track_ids: Sequence[int] | np.ndarray | None = None) -> list[DetectionFields]:
     """Field values for each detection; class ids as names or as index strings; track IDs (-1: none) as strings."""
     if class_id_format not in CLASS_ID_FORMATS:
         raise ValueError(f"class_id_format must be one of {list(CLASS_ID_FORMATS)}, got '{class_id_format}'")

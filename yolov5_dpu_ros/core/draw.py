@@ -24,7 +24,8 @@ def class_color(class_id: int) -> tuple[int, int, int]:
 
 
 def draw_detections(image: np.ndarray, detections: Detections, names: Sequence[str], encoding: str = "bgr8",
-                    track_ids: Sequence[int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+                    track_ids: Sequence[int] | np.ndarray | None = None, out: np.ndarray | None = None,
+                    ) -> np.ndarray:
     """The frame as BGR with one labelled box per detection: class and score, and the track ID with a colour per
     track where ``track_ids`` gives one (-1: none yet). Written into ``out`` (H, W, 3) when given, so the frame
     is copied once, else into a new array."""

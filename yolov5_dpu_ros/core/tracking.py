@@ -7,10 +7,12 @@ written for this package on numpy and ``scipy.optimize.linear_sum_assignment``:
    Kalman filter whose step is the stamp difference in seconds, never a frame count: frames the node replaces
    or the middleware loses only lengthen the step;
 2. detections at or above the confidence threshold are matched to the confirmed and the lost tracks by IoU,
-   solved as a linear assignment, class-aware (another class never matches);
+   solved as a linear assignment;
 3. the low-score detections (``track_low_threshold`` up to the confidence threshold, from the same
    post-processing pass) are matched to the confirmed tracks still unmatched: they keep tracks alive through
    occlusion and score dips, but never start a track and are never published;
+   matching is class-aware: across classes a pair counts half its IoU, so where two objects cross class decides,
+   while a class the detector flips for a frame does not break the track;
 4. new (tentative) tracks are matched to what high detections remain; unmatched high detections start
    tentative tracks; a track is confirmed after ``min_hits`` matches and only then has an ID on the output;
 5. a track unmatched for longer than ``lifetime_s`` is removed; a stamp that goes backwards (a looping bag, a
@@ -33,7 +35,7 @@ REFERENCE_PERIOD_S = 1 / 30  # ByteTrack's noise weights are per frame of a 30 H
 POSITION_NOISE = 1 / 20  # ByteTrack's std weights, relative to the box size
 VELOCITY_NOISE = 1 / 160
 LOW_MATCH_IOU = 0.5  # ByteTrack's second association
-_H = np.hstack([np.eye(4), np.zeros((4, 4))])  # measurement: centre and size
+OTHER_CLASS_WEIGHT = 0.5  # a detection of another class counts half its IoU: same-class pairs win when both fit
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,16 @@ class TrackUpdate:
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every xyxy box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    ax1, ay1, ax2, ay2 = (a[:, i:i + 1] for i in range(4))
+    bx1, by1, bx2, by2 = (b[:, i] for i in range(4))
+    iw = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
+    ih = np.minimum(ay2, by2) - np.maximum(ay1, by1)
+    np.maximum(iw, 0, out=iw)
+    np.maximum(ih, 0, out=ih)
+    inter = iw * ih
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
@@ -144,23 +150,33 @@ class Tracker:
         matched_det = {d for _, d in pairs}
         for t, d in pairs:
             det_of_track[established[t]] = d
+        corrected: list[int] = []
+        boxes: list[np.ndarray] = []
+        classes: list[int] = []
         # 2. low detections with the established tracks still unmatched
         if low is not None and len(low):
             waiting = established[det_of_track[established] < 0]
-            low_box = np.asarray(low.xyxy, np.float64)
-            for t, d in _assign(self._class_iou(waiting, low_box, np.asarray(low.class_id, np.int64)),
-                                LOW_MATCH_IOU):
-                self._correct(waiting[t], low_box[d], stamp_s)
+            low_box, low_cls = np.asarray(low.xyxy, np.float64), np.asarray(low.class_id, np.int64)
+            for t, d in _assign(self._class_iou(waiting, low_box, low_cls), LOW_MATCH_IOU):
+                corrected.append(int(waiting[t]))
+                boxes.append(low_box[d])
+                classes.append(int(low_cls[d]))
         # 3. tentative tracks with the high detections left
         tentative = np.flatnonzero(~self._confirmed)
-        left = np.array([d for d in range(len(high_box)) if d not in matched_det], np.int64)
+        taken = np.zeros(len(high_box), bool)
+        taken[list(matched_det)] = True
+        left = np.flatnonzero(~taken)
         for t, d in _assign(self._class_iou(tentative, high_box[left], high_cls[left]), self.config.match_iou):
             det_of_track[tentative[t]] = left[d]
             matched_det.add(int(left[d]))
-        for track in np.flatnonzero(det_of_track >= 0).tolist():
-            self._correct(track, high_box[det_of_track[track]], stamp_s)
-            self._promote(track)
-            out[det_of_track[track]] = self._id[track]
+        with_high = np.flatnonzero(det_of_track >= 0)
+        corrected += with_high.tolist()
+        boxes += list(high_box[det_of_track[with_high]])
+        classes += high_cls[det_of_track[with_high]].tolist()
+        if corrected:
+            self._correct(np.array(corrected), np.array(boxes), np.array(classes), stamp_s)
+        self._promote(with_high)
+        out[det_of_track[with_high]] = self._id[with_high]
         # 4. tentative tracks that missed their second frame go; so do tracks past their lifetime
         missed = ~self._confirmed & (self._seen < stamp_s)
         expired = stamp_s - self._seen > self.config.lifetime_s
@@ -169,10 +185,9 @@ class Tracker:
         new = [d for d in range(len(high_box)) if d not in matched_det]
         if new:
             self._start(high_box[new], high_cls[new], stamp_s)
-            for started, d in zip(range(len(self._id) - len(new), len(self._id)), new):
-                if self.config.min_hits <= 1:
-                    self._promote(started)
-                    out[d] = self._id[started]
+            started = np.arange(len(self._id) - len(new), len(self._id))
+            self._promote(started)
+            out[new] = self._id[started]
         return TrackUpdate(out, reset)
 
     # --- the filter --------------------------------------------------------------------------------
@@ -181,42 +196,54 @@ class Tracker:
             return
         self._mean[:, :4] += dt * self._mean[:, 4:]
         self._mean[:, 2:4] = np.maximum(self._mean[:, 2:4], 1e-3)
-        transition = np.eye(8)
-        transition[:4, 4:] = dt * np.eye(4)
+        cov = self._cov  # F P F^T for F = [[I, dt I], [0, I]], by blocks
+        cross = cov[:, :4, 4:] + dt * cov[:, 4:, 4:]
+        cov[:, :4, :4] += dt * (cov[:, 4:, :4] + cross)
+        cov[:, :4, 4:] = cross
+        cov[:, 4:, :4] = cross.transpose(0, 2, 1)
         scale = _noise_scale(self._mean[:, 2:4])
-        steps = dt / REFERENCE_PERIOD_S
-        q = np.concatenate([(POSITION_NOISE * scale) ** 2, (VELOCITY_NOISE * scale) ** 2], axis=1) * steps
-        self._cov = transition @ self._cov @ transition.T
-        self._cov[:, np.arange(8), np.arange(8)] += q
+        steps = dt / REFERENCE_PERIOD_S  # ByteTrack's per-frame noise, for as many 30 Hz frames as passed
+        q = np.concatenate([(POSITION_NOISE * scale) ** 2, (VELOCITY_NOISE * scale / REFERENCE_PERIOD_S) ** 2],
+                           axis=1) * steps
+        cov[:, np.arange(8), np.arange(8)] += q
 
-    def _correct(self, track: int, box: np.ndarray, stamp_s: float) -> None:
-        measured = _xywh(box[None])[0]
-        r = np.diag((POSITION_NOISE * _noise_scale(measured[None, 2:4])[0]) ** 2)
-        cov = self._cov[track]
-        s = _H @ cov @ _H.T + r
-        gain = np.linalg.solve(s, _H @ cov).T
-        self._mean[track] += gain @ (measured - _H @ self._mean[track])
-        self._cov[track] = cov - gain @ _H @ cov
-        self._hits[track] += 1
-        self._seen[track] = stamp_s
+    def _correct(self, tracks: np.ndarray, boxes: np.ndarray, classes: np.ndarray, stamp_s: float) -> None:
+        """The Kalman update of ``tracks`` with their matched xyxy ``boxes`` (one batched solve); each track takes
+        the class of its latest match."""
+        measured = _xywh(boxes)
+        r = (POSITION_NOISE * _noise_scale(measured[:, 2:4])) ** 2
+        cov = self._cov[tracks]
+        projected = cov[:, :4, :]  # H P: the measured rows
+        s = projected[:, :, :4].copy()
+        s[:, np.arange(4), np.arange(4)] += r
+        gain = np.linalg.solve(s, projected).transpose(0, 2, 1)  # (P H^T) S^-1, S symmetric
+        innovation = measured - self._mean[tracks, :4]
+        self._mean[tracks] += np.einsum("nij,nj->ni", gain, innovation)
+        self._cov[tracks] = cov - gain @ projected
+        self._cls[tracks] = classes
+        self._hits[tracks] += 1
+        self._seen[tracks] = stamp_s
 
     def _start(self, boxes: np.ndarray, classes: np.ndarray, stamp_s: float) -> None:
         xywh = _xywh(boxes)
         scale = _noise_scale(xywh[:, 2:4])
-        std = np.concatenate([2 * POSITION_NOISE * scale, 10 * VELOCITY_NOISE * scale], axis=1)
+        std = np.concatenate([2 * POSITION_NOISE * scale, 10 * VELOCITY_NOISE * scale / REFERENCE_PERIOD_S], axis=1)
+        cov = np.zeros((len(boxes), 8, 8))
+        cov[:, np.arange(8), np.arange(8)] = std ** 2
         self._mean = np.vstack([self._mean, np.hstack([xywh, np.zeros_like(xywh)])])
-        self._cov = np.concatenate([self._cov, np.stack([np.diag(s ** 2) for s in std])])
+        self._cov = np.concatenate([self._cov, cov])
         self._cls = np.concatenate([self._cls, classes])
         self._id = np.concatenate([self._id, np.full(len(boxes), -1, np.int64)])
         self._hits = np.concatenate([self._hits, np.ones(len(boxes), np.int64)])
         self._seen = np.concatenate([self._seen, np.full(len(boxes), stamp_s)])
         self._confirmed = np.concatenate([self._confirmed, np.zeros(len(boxes), bool)])
 
-    def _promote(self, track: int) -> None:
-        if not self._confirmed[track] and self._hits[track] >= self.config.min_hits:
-            self._confirmed[track] = True
-            self._id[track] = self._next_id
-            self._next_id += 1
+    def _promote(self, tracks: np.ndarray) -> None:
+        """Confirm those of ``tracks`` with enough matches; each gets the next ID."""
+        ready = tracks[~self._confirmed[tracks] & (self._hits[tracks] >= self.config.min_hits)]
+        self._confirmed[ready] = True
+        self._id[ready] = np.arange(self._next_id, self._next_id + len(ready))
+        self._next_id += len(ready)
 
     def _keep(self, keep: np.ndarray) -> None:
         self._mean, self._cov, self._cls = self._mean[keep], self._cov[keep], self._cls[keep]
@@ -224,7 +251,10 @@ class Tracker:
         self._confirmed = self._confirmed[keep]
 
     def _class_iou(self, tracks: np.ndarray, boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """IoU of the predicted boxes of ``tracks`` with ``boxes``; 0 across classes."""
+        """IoU of the predicted boxes of ``tracks`` with ``boxes``, halved across classes: a detector that flips an
+        object's class for a frame does not break its track, but where two objects cross, class decides."""
+        if not len(tracks) or not len(boxes):
+            return np.zeros((len(tracks), len(boxes)))
         iou = iou_matrix(_xyxy(self._mean[tracks, :4]), boxes)
-        iou[self._cls[tracks][:, None] != classes[None, :]] = 0.0
+        iou[self._cls[tracks][:, None] != classes[None, :]] *= OTHER_CLASS_WEIGHT
         return iou
