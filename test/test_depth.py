@@ -1,0 +1,162 @@
+"""3D boxes from an aligned depth image (core.depth): encodings, invalid pixels, resolutions, the nearest dense
+cluster against the background, back-projection, pairing by stamp; accuracy on generated RGB-D scenes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from props import given, settings, st
+
+from bench.rgbd_scenes import COLOUR_WH, K, render
+from yolov5_dpu_ros.core.depth import (
+    DepthConfig,
+    Intrinsics,
+    StampPairing,
+    back_project,
+    boxes_3d,
+    depth_from_fields,
+    project,
+    rotate,
+)
+
+INTRINSICS = Intrinsics.from_k(K)
+HW = (COLOUR_WH[1], COLOUR_WH[0])
+
+
+def wall(z: float = 5.0, hw=HW) -> np.ndarray:
+    return np.full(hw, z, np.float32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-5, 5), st.floats(-3, 3), st.floats(0.1, 50), st.floats(100, 2000), st.floats(100, 2000),
+       st.floats(0, 1280), st.floats(0, 720))
+def test_a_projected_point_back_projects_to_itself(x, y, z, fx, fy, cx, cy):
+    intrinsics = Intrinsics(fx, fy, cx, cy)
+    point = np.array([[x, y, z]])
+    again = back_project(project(point, intrinsics), np.array([z]), intrinsics)
+    np.testing.assert_allclose(again, point, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([0.0, np.nan, np.inf, -np.inf, 0.5, 2.0, 1e9, -3.0]), min_size=16, max_size=16),
+       st.lists(st.tuples(st.floats(-50, 1300), st.floats(-50, 800), st.floats(1, 400), st.floats(1, 400)),
+                min_size=1, max_size=5))
+def test_no_nan_or_inf_ever_leaves_whatever_the_depth_holds(values, boxes):
+    """Any mix of invalid pixels and any boxes (also outside the image): every number is finite, and a box
+    without enough valid depth is invalid with zeros, never a guess at 0 m."""
+    raw = np.resize(np.asarray(values, np.float32), (24, 32)).astype("<f4")
+    depth = depth_from_fields("32FC1", 24, 32, 32 * 4, raw.tobytes())
+    xyxy = np.array([(x, y, x + w, y + h) for x, y, w, h in boxes])
+    result = boxes_3d(xyxy, depth, (24, 32), Intrinsics(30, 30, 16, 12))
+    assert np.isfinite(result.center).all() and np.isfinite(result.size).all()
+    assert (result.center[~result.valid] == 0).all() and (result.center[result.valid, 2] > 0).all()
+
+
+def test_16uc1_is_millimetres_and_0_is_invalid():
+    mm = np.array([[0, 1500], [65535, 2000]], "<u2")
+    depth = depth_from_fields("16UC1", 2, 2, 4, mm.tobytes())
+    assert np.isnan(depth[0, 0]) and depth[0, 1] == pytest.approx(1.5) and depth[1, 1] == pytest.approx(2.0)
+    assert depth[1, 0] == pytest.approx(65.535)
+    scaled = depth_from_fields("16UC1", 2, 2, 4, mm.tobytes(), scale=0.0001)  # a driver in 0.1 mm
+    assert scaled[0, 1] == pytest.approx(0.15)
+    big = depth_from_fields("16UC1", 2, 2, 4, mm.byteswap().tobytes(), is_bigendian=1)
+    np.testing.assert_array_equal(np.nan_to_num(big), np.nan_to_num(depth))
+
+
+@pytest.mark.parametrize("encoding,step,size,message", [
+    ("bgr8", 6, 12, "unsupported depth encoding 'bgr8'"), ("16UC1", 2, 12, "step must be at least 4"),
+    ("32FC1", 8, 10, "truncated message"),
+])
+def test_bad_depth_images_are_named(encoding, step, size, message):
+    with pytest.raises(ValueError, match=message):
+        depth_from_fields(encoding, 2, 2, step, bytes(size))
+
+
+def test_the_nearest_dense_cluster_wins_over_a_background_filling_most_of_the_box():
+    """A pole 1.5 m away fills 25 % of its box, the wall 6 m behind fills the rest: the box median would say
+    6 m; the object is at 1.5 m."""
+    depth = wall(6.0)
+    depth[200:500, 600:625] = 1.5
+    result = boxes_3d(np.array([[587.5, 200, 637.5, 500]]), depth, HW, INTRINSICS)
+    assert result.valid[0] and result.center[0, 2] == pytest.approx(1.5, rel=0.01)
+    assert result.size[0, 0] == pytest.approx(50 * 1.5 / 900, rel=0.01)
+    assert result.size[0, 1] == pytest.approx(300 * 1.5 / 900, rel=0.01)
+
+
+def test_a_few_stray_near_pixels_are_not_an_object():
+    depth = wall(3.0)
+    depth[300:302, 600:602] = 0.5  # flying pixels at an edge
+    result = boxes_3d(np.array([[560, 260, 680, 380]]), depth, HW, INTRINSICS)
+    assert result.center[0, 2] == pytest.approx(3.0, rel=0.01)
+
+
+def test_too_few_valid_pixels_give_no_box():
+    depth = np.full(HW, np.nan, np.float32)
+    depth[300, 600] = 2.0
+    result = boxes_3d(np.array([[560, 260, 680, 380], [0, 0, 10, 10]]), depth, HW, INTRINSICS)
+    assert not result.valid.any() and (result.center == 0).all()
+
+
+def test_a_depth_image_of_another_resolution_is_mapped_by_scale():
+    full, half = wall(6.0), wall(6.0, (360, 640))
+    full[200:400, 600:700] = 2.0
+    half[100:200, 300:350] = 2.0
+    box = np.array([[600, 200, 700, 400]])
+    a, b = boxes_3d(box, full, HW, INTRINSICS), boxes_3d(box, half, HW, INTRINSICS)
+    np.testing.assert_allclose(a.center, b.center, rtol=1e-6)
+    np.testing.assert_allclose(b.center[0], [(650 - 640) * 2 / 900, (300 - 360) * 2 / 900, 2.0], rtol=1e-6)
+
+
+def test_depth_extent_comes_from_the_cluster_and_is_clamped():
+    depth = wall(6.0)
+    depth[200:400, 600:700] = np.linspace(2.0, 2.1, 100)[None, :]  # a surface 10 cm deep
+    result = boxes_3d(np.array([[600, 200, 700, 400]]), depth, HW, INTRINSICS, DepthConfig(min_extent_m=0.02))
+    assert result.size[0, 2] == pytest.approx(0.1, abs=0.02)
+    flat = boxes_3d(np.array([[600, 200, 700, 400]]), wall(2.0), HW, INTRINSICS)
+    assert flat.size[0, 2] == pytest.approx(DepthConfig().min_extent_m)
+
+
+def test_intrinsics_come_from_k_and_an_uncalibrated_camera_is_refused():
+    assert Intrinsics.from_k(K) == Intrinsics(900.0, 900.0, 640.0, 360.0)
+    with pytest.raises(ValueError, match="is the camera calibrated"):
+        Intrinsics.from_k([0.0] * 9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.tuples(st.floats(-1, 1), st.floats(-1, 1), st.floats(-1, 1), st.floats(-1, 1)).filter(
+    lambda q: sum(v * v for v in q) > 0.01))
+def test_rotating_by_a_quaternion_is_the_rotation_matrix(q):
+    x, y, z, w = np.asarray(q) / np.linalg.norm(q)
+    matrix = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                       [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                       [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    points = np.random.default_rng(0).normal(size=(4, 3))
+    np.testing.assert_allclose(rotate(points, (x, y, z, w)), points @ matrix.T, atol=1e-9)
+
+
+def test_pairing_takes_the_nearest_stamp_within_the_slop():
+    pairing = StampPairing(0.02, keep=3)
+    for stamp in (1.0, 1.033, 1.066, 1.1):
+        pairing.add(stamp, stamp)
+    assert pairing.nearest(1.07) == 1.066 and pairing.nearest(1.2) is None
+    assert pairing.nearest(1.0) is None  # dropped: only the last 3 are kept
+    with pytest.raises(ValueError, match="depth_sync_slop"):
+        StampPairing(-1)
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
+@pytest.mark.parametrize("depth_wh", [COLOUR_WH, (640, 360)])
+def test_accuracy_on_generated_scenes(encoding, depth_wh):
+    """bench/RESULTS_DEPTH.md holds the full run; targets: median <= 2 % of the distance, p95 <= 5 %, thin
+    objects within 5 %."""
+    errors, thin = [], []
+    for seed in range(8):
+        scene = render(seed, encoding, depth_wh)
+        depth = depth_from_fields(encoding, depth_wh[1], depth_wh[0], scene.step, scene.depth_data)
+        result = boxes_3d(scene.boxes, depth, HW, INTRINSICS)
+        assert result.valid.all()
+        error = np.linalg.norm(result.center - scene.truth, axis=1) / scene.truth[:, 2]
+        errors += error.tolist()
+        thin += error[scene.thin].tolist()
+    assert np.median(errors) <= 0.02 and np.percentile(errors, 95) <= 0.05
+    assert thin and max(thin) <= 0.05
