@@ -1,7 +1,7 @@
 """Generated RGB-D scenes with known geometry, for the depth fusion's accuracy (bench_depth.py, test/test_depth.py).
 
-Demo shapes stand at known 3D positions (0.8 to 4 m, boxes apart) in front of a slanted wall (5 to 7 m) seen by a pinhole
-camera (1280x720 colour, fx = fy = 900). The depth image is aligned to the colour image, optionally at another
+Demo shapes stand at known 3D positions (0.8 to 4 m, boxes apart) in front of a slanted wall (5 to 7 m) seen by
+a pinhole camera (1280x720 colour, fx = fy = 900). The depth image is aligned to the colour image, optionally at another
 resolution (same field of view), with 1 % noise and 5 % holes (0), stored as 16UC1 millimetres or 32FC1
 metres. Thin objects (rings) fill about 30 % of their box. The 2D boxes are the true ones, jittered by up to
 3 % of their size as a detector's would be.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from demo.make_demo_inputs import FRAME_ID, IMAGE_TOPIC, moving_shapes, write_bag
@@ -215,3 +216,85 @@ def test_existing_output_and_missing_compare_input(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     assert "no such bag" in capsys.readouterr().err
+
+
+def _rgbd_bag(path, frames: int = 4):
+    """Colour (demo shapes), an aligned 16UC1 depth at half resolution (each object's box at 2 m + 0.25 m per
+    object, a wall at 5 m) and CameraInfo, stamped alike; returns the samples and each object's true depth."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from demo.shapes import make_sample
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    t = ts.types
+    samples, truths = [], []
+    with Writer(path, version=8) as writer:
+        colour = writer.add_connection("/camera/color/image_raw", "sensor_msgs/msg/Image", typestore=ts)
+        depth_c = writer.add_connection("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image",
+                                        typestore=ts)
+        info_c = writer.add_connection("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=ts)
+        for i in range(frames):
+            sample = make_sample(40 + i, "test", i, (640, 480))
+            ns = 1_700_000_000 * 10**9 + i * 33_000_000
+            header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=ns // 10**9,
+                                                                                      nanosec=ns % 10**9),
+                                              frame_id="camera_color_optical_frame")
+            depth = np.full((240, 320), 5000, np.uint16)
+            zs = []
+            for k, (x1, y1, x2, y2) in enumerate(sample.xyxy):  # nearest last, as drawn
+                z = 2.0 + 0.25 * k
+                depth[int(y1 / 2):int(y2 / 2) + 1, int(x1 / 2):int(x2 / 2) + 1] = int(z * 1000)
+                zs.append(z)
+            img = t["sensor_msgs/msg/Image"](header=header, height=480, width=640, encoding="bgr8", is_bigendian=0,
+                                             step=640 * 3, data=sample.image.reshape(-1))
+            dep = t["sensor_msgs/msg/Image"](header=header, height=240, width=320, encoding="16UC1", is_bigendian=0,
+                                             step=640, data=depth.view(np.uint8).reshape(-1))
+            info = t["sensor_msgs/msg/CameraInfo"](
+                header=header, height=480, width=640, distortion_model="plumb_bob", d=np.zeros(5),
+                k=np.array([500.0, 0, 320, 0, 500, 240, 0, 0, 1]), r=np.eye(3).reshape(-1),
+                p=np.zeros(12), binning_x=0, binning_y=0,
+                roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                          do_rectify=False))
+            writer.write(colour, ns, ts.serialize_cdr(img, "sensor_msgs/msg/Image"))
+            writer.write(depth_c, ns + 2_000_000, ts.serialize_cdr(dep, "sensor_msgs/msg/Image"))
+            writer.write(info_c, ns + 1_000_000, ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
+            samples.append(sample)
+            truths.append(zs)
+    return samples, truths
+
+
+def test_bag_depth_topic_writes_detections_3d_beside_the_2d_ones(tmp_path):
+    source = tmp_path / "rgbd"
+    samples, truths = _rgbd_bag(source)
+    out = tmp_path / "out"
+    assert main(["bag", str(source), "--out", str(out), "--no-progress", "--topics", "/camera/color/image_raw",
+                 "--depth-topic", "/camera/aligned_depth_to_color/image_raw", "--track"]) == 0
+    arrays_2d = _messages(out, DETECTIONS)
+    arrays_3d = _messages(out, "vision_msgs/msg/Detection3DArray")
+    assert len(arrays_3d) == len(arrays_2d) == len(samples)
+    matched = 0
+    for (_, _, a2), (topic, _, a3), zs in zip(arrays_2d, arrays_3d, truths):
+        assert topic == "/detections_3d" and a3.header.stamp == a2.header.stamp
+        assert a3.header.frame_id == "camera_color_optical_frame"
+        by_id = {(d.results[0].hypothesis.class_id, round(d.results[0].hypothesis.score, 6)): d for d in a2.detections}
+        for d3 in a3.detections:
+            d2 = by_id[(d3.results[0].hypothesis.class_id, round(d3.results[0].hypothesis.score, 6))]
+            assert d3.id == d2.id
+            u, v = d2.bbox.center.position.x, d2.bbox.center.position.y
+            z = d3.bbox.center.position.z
+            assert d3.bbox.center.position.x == pytest.approx((u - 320) * z / 500, rel=1e-6)
+            assert d3.bbox.center.position.y == pytest.approx((v - 240) * z / 500, rel=1e-6)
+            assert d3.bbox.size.x == pytest.approx(d2.bbox.size_x * z / 500, rel=1e-6)
+            assert min(abs(z - t) for t in zs) <= 0.02 * z  # on some object's surface, not the 5 m wall
+            matched += 1
+    assert matched >= len(samples)
+
+
+def test_bag_depth_topic_that_is_not_there_is_refused_before_writing(tmp_path, capsys):
+    source = tmp_path / "rgbd"
+    _rgbd_bag(source, frames=1)
+    out = tmp_path / "out"
+    assert main(["bag", str(source), "--out", str(out), "--no-progress", "--topics", "/camera/color/image_raw",
+                 "--depth-topic", "/camera/depth/nope"]) == 2
+    assert "no /camera/depth/nope of type sensor_msgs/msg/Image" in capsys.readouterr().err and not out.exists()

@@ -13,6 +13,7 @@ import numpy as np
 from yolov5_dpu_ros.cli.bag_io import (
     BagError,
     BagReader,
+    DepthStream,
     DetectionBagWriter,
     output_topic,
 )
@@ -29,6 +30,7 @@ from yolov5_dpu_ros.cli.common import (
 )
 from yolov5_dpu_ros.cli.progress import Progress
 from yolov5_dpu_ros.core.conversions import detection_fields
+from yolov5_dpu_ros.core.depth import DepthConfig, Intrinsics, camera_info_beside, depth_boxes, detection3d_fields
 from yolov5_dpu_ros.core.detections import Detections
 from yolov5_dpu_ros.core.detector import StageTimings
 from yolov5_dpu_ros.core.draw import VideoSink, draw_detections
@@ -48,6 +50,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--class-id-format", choices=("name", "index"), default="name")
     p.add_argument("--annotate", type=Path, help="folder for one annotated video per topic")
     p.add_argument("--no-progress", action="store_true")
+    d = p.add_argument_group("RGB-D (one camera)")
+    d.add_argument("--depth-topic", help="depth Image aligned to the colour topic: also write detections_3d")
+    d.add_argument("--camera-info-topic", help="CameraInfo of the colour image (default: camera_info beside it)")
+    d.add_argument("--depth-sync-slop", type=float, default=0.05,
+                   help="most seconds between a colour and a depth stamp (default 0.05)")
+    d.add_argument("--depth-scale", type=float, help="metres per depth unit (default: by encoding)")
     add_model_arguments(p)
     add_tracking_arguments(p)
     p.set_defaults(run=run_bag)
@@ -86,12 +94,17 @@ def run_bag(args: argparse.Namespace) -> int:
         if len({d for d, _ in topics.values()}) < len(topics):
             raise CliError(f"topics {reader.topics} would share one output topic: pick one camera per namespace "
                            "with --topics (e.g. the raw or the compressed stream, not both)")
-        (detector,) = build_workers(args)  # inputs and the model first: nothing is written for a run that cannot go
+        depth = _depth_stream(args, reader)
         try:
-            with removed_on_failure(args.out, args.annotate):
-                frames, bad, classes, timings, wall = _detect_bag(args, reader, detector, topics)
+            (detector,) = build_workers(args)  # inputs and the model first: nothing is written for a run that cannot go
+            try:
+                with removed_on_failure(args.out, args.annotate):
+                    frames, bad, classes, timings, wall = _detect_bag(args, reader, detector, topics, depth)
+            finally:
+                detector.close()
         finally:
-            detector.close()
+            if depth is not None:
+                depth.close()
     finally:
         reader.close()
     print(summary(frames, bad, wall, timings, classes, detector.meta.names), file=sys.stderr)
@@ -99,11 +112,47 @@ def run_bag(args: argparse.Namespace) -> int:
     return 0 if frames else 1
 
 
-def _detect_bag(args: argparse.Namespace, reader: BagReader, detector, topics: dict) -> tuple:
+def _depth_stream(args: argparse.Namespace, reader: BagReader) -> DepthStream | None:
+    """The bag's depth and camera info for --depth-topic (one camera), checked before anything is written."""
+    if not args.depth_topic:
+        return None
+    if len(reader.topics) != 1:
+        raise CliError(f"--depth-topic needs one colour topic, got {reader.topics}: choose it with --topics")
+    try:
+        DepthConfig(scale=args.depth_scale)
+        return DepthStream(args.bag, args.depth_topic, args.camera_info_topic or camera_info_beside(reader.topics[0]),
+                           args.depth_sync_slop)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+
+
+def _write_3d(writer: DetectionBagWriter, depth: DepthStream, frame, fields: list, found: Detections,
+              topic: str, scale: float | None, bad: Counter) -> None:
+    """Detection3DArray for one colour frame, its depth paired by header stamp as the node pairs it."""
+    depth.advance(frame.timestamp + int((depth.depth.slop + 0.5) * 1e9))  # what was recorded around it
+    stamp = stamp_seconds(frame.header.stamp.sec, frame.header.stamp.nanosec)
+    depth_msg = depth.depth.nearest(stamp)
+    if depth_msg is None or depth.info is None:
+        bad["unsynchronised frames"] += 1
+        return
+    try:
+        boxes = depth_boxes(depth_msg, found.xyxy, frame.image.shape[:2], Intrinsics.from_k(depth.info.k),
+                            (int(depth.info.width), int(depth.info.height)), DepthConfig(scale=scale))
+    except ValueError as e:
+        bad["bad depth images"] += 1
+        print(f"skipped the 3D boxes of a frame at {frame.timestamp}: {e}", file=sys.stderr)
+        return
+    bad["detections without valid depth"] += int((~boxes.valid).sum())
+    writer.write_detections_3d(topic, frame.timestamp, frame.header, detection3d_fields(fields, boxes))
+
+
+def _detect_bag(args: argparse.Namespace, reader: BagReader, detector, topics: dict,
+                depth: DepthStream | None = None) -> tuple:
     """Every frame of the bag through the detector into a new detections bag (and annotated videos)."""
     names = detector.meta.names
     tracking = tracker_config(args)
     trackers: dict[str, Tracker] = {}  # one per camera topic, fed the images' header stamps
+    depth_counts: Counter[str] = Counter()
     try:
         writer = DetectionBagWriter(args.out, args.storage)
     except BagError as e:
@@ -133,8 +182,10 @@ def _detect_bag(args: argparse.Namespace, reader: BagReader, detector, topics: d
                 ids = update.ids
                 if update.reset:
                     print(f"{frame.topic}: tracks start afresh: {update.reset}", file=sys.stderr)
-            writer.write_detections(det_topic, frame.timestamp, frame.header,
-                                    detection_fields(found, names, args.class_id_format, ids))
+            fields = detection_fields(found, names, args.class_id_format, ids)
+            writer.write_detections(det_topic, frame.timestamp, frame.header, fields)
+            if depth is not None:
+                _write_3d(writer, depth, frame, fields, found, "/detections_3d", args.depth_scale, depth_counts)
             latency_ms = (time.monotonic() - frame.received) * 1e3
             recorded_ms = (frame.timestamp - (frame.header.stamp.sec * 10**9 + frame.header.stamp.nanosec)) * 1e-6
             writer.write_timings(timing_topic, frame.timestamp, frame.header,
@@ -148,6 +199,8 @@ def _detect_bag(args: argparse.Namespace, reader: BagReader, detector, topics: d
     finally:
         progress.close()
         writer.close()
+        if depth is not None and depth_counts:
+            print("3D: " + ", ".join(f"{n} {what}" for what, n in sorted(depth_counts.items())), file=sys.stderr)
         if videos is not None:
             videos.close()
     return frames, bad, classes, timings, time.perf_counter() - start

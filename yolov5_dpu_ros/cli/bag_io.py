@@ -14,10 +14,13 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from yolov5_dpu_ros.core.conversions import DetectionFields, image_from_compressed, image_from_fields
+from yolov5_dpu_ros.core.depth import Detection3DFields, StampPairing
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 DETECTIONS = "vision_msgs/msg/Detection2DArray"
+DETECTIONS_3D = "vision_msgs/msg/Detection3DArray"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
 
 # vision_msgs 4.x (ROS 2 Humble) message definitions, registered with rosbags' Humble typestore
@@ -32,6 +35,11 @@ VISION_MSGS_HUMBLE = {
         "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\nvision_msgs/BoundingBox2D bbox\n"
         "string id\n",
     "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
+    "vision_msgs/msg/BoundingBox3D": "geometry_msgs/Pose center\ngeometry_msgs/Vector3 size\n",
+    "vision_msgs/msg/Detection3D":
+        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\nvision_msgs/BoundingBox3D bbox\n"
+        "string id\n",
+    "vision_msgs/msg/Detection3DArray": "std_msgs/Header header\nvision_msgs/Detection3D[] detections\n",
 }
 
 
@@ -195,6 +203,28 @@ class DetectionBagWriter:
         msg = v[DETECTIONS](header=header, detections=detections)
         self._writer.write(self._connection(topic, DETECTIONS), timestamp, self.store.serialize_cdr(msg, DETECTIONS))
 
+    def write_detections_3d(self, topic: str, timestamp: int, header, fields: Sequence[Detection3DFields]) -> None:
+        """One Detection3DArray (vision_msgs 4.x) with the colour image's header."""
+        v = self._types
+        header = self._header(header)
+        detections = [
+            v["vision_msgs/msg/Detection3D"](
+                header=header,
+                results=[v["vision_msgs/msg/ObjectHypothesisWithPose"](
+                    hypothesis=v["vision_msgs/msg/ObjectHypothesis"](class_id=f.class_id, score=f.score),
+                    pose=self._pose())],
+                bbox=v["vision_msgs/msg/BoundingBox3D"](
+                    center=v["geometry_msgs/msg/Pose"](
+                        position=v["geometry_msgs/msg/Point"](x=f.center[0], y=f.center[1], z=f.center[2]),
+                        orientation=v["geometry_msgs/msg/Quaternion"](x=f.orientation[0], y=f.orientation[1],
+                                                                       z=f.orientation[2], w=f.orientation[3])),
+                    size=v["geometry_msgs/msg/Vector3"](x=f.size[0], y=f.size[1], z=f.size[2])),
+                id=f.id)
+            for f in fields]
+        msg = v[DETECTIONS_3D](header=header, detections=detections)
+        self._writer.write(self._connection(topic, DETECTIONS_3D), timestamp,
+                           self.store.serialize_cdr(msg, DETECTIONS_3D))
+
     def write_timings(self, topic: str, timestamp: int, header, timings_ms: dict[str, float]) -> None:
         """The frame's stage timings as one DiagnosticStatus, stamped like its detections."""
         v = self._types
@@ -245,3 +275,36 @@ def read_detections(path: Path, topic: str | None = None) -> DetectionRun:
         return run
     finally:
         reader.close()
+
+
+class DepthStream:
+    """The depth images and camera info of a bag, read alongside its colour frames (a second reader, advanced in
+    recording order) and paired with them by header stamp, as the node pairs them."""
+
+    def __init__(self, path: Path, depth_topic: str, info_topic: str, slop: float) -> None:
+        self._reader = open_bag(path)
+        by_topic = {c.topic: c for c in self._reader.connections}
+        wrong = [(topic, want) for topic, want in ((depth_topic, IMAGE), (info_topic, CAMERA_INFO))
+                 if topic not in by_topic or by_topic[topic].msgtype != want]
+        if wrong:
+            self._reader.close()
+            found = ", ".join(f"{c.topic} ({c.msgtype})" for c in self._reader.connections)
+            raise BagError(f"{path}: no {', '.join(f'{t} of type {w}' for t, w in wrong)}; topics in this bag: {found}")
+        self._messages = self._reader.messages(connections=[by_topic[depth_topic], by_topic[info_topic]])
+        self._next: tuple | None = next(self._messages, None)
+        self.depth = StampPairing(slop, keep=16)
+        self.info: Any = None
+
+    def advance(self, until_ns: int) -> None:
+        """Take in every depth and info message recorded up to ``until_ns``."""
+        while self._next is not None and self._next[1] <= until_ns:
+            conn, _, raw = self._next
+            msg = self._reader.deserialize(raw, conn.msgtype)
+            if conn.msgtype == CAMERA_INFO:
+                self.info = msg
+            else:
+                self.depth.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, msg)
+            self._next = next(self._messages, None)
+
+    def close(self) -> None:
+        self._reader.close()

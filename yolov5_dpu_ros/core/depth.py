@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from yolov5_dpu_ros.core import validate
+from yolov5_dpu_ros.core.conversions import DetectionFields
 
 DEPTH_UNITS = {"16UC1": 0.001, "mono16": 0.001, "32FC1": 1.0}  # metres per stored unit (REP 118)
 GRID = 24  # samples per box side
@@ -72,6 +73,13 @@ class Boxes3D:
     center: np.ndarray
     size: np.ndarray
     valid: np.ndarray
+
+
+def camera_info_beside(topic: str) -> str:
+    """The camera_info topic image_transport drivers publish beside an image topic."""
+    base = topic[: -len("/compressed")] if topic.endswith("/compressed") else topic
+    parent = base.rstrip("/").rpartition("/")[0]
+    return f"{parent}/camera_info" if parent else ("/camera_info" if base.startswith("/") else "camera_info")
 
 
 def depth_from_fields(encoding: str, height: int, width: int, step: int, data: Any, is_bigendian: int = 0,
@@ -150,6 +158,20 @@ def boxes_3d(xyxy: np.ndarray, depth: np.ndarray, colour_hw: tuple[int, int], in
     return Boxes3D(center, size, ok)
 
 
+def depth_boxes(depth_msg: Any, xyxy: np.ndarray, colour_hw: tuple[int, int], intrinsics: Intrinsics,
+                info_wh: tuple[int, int], config: DepthConfig) -> Boxes3D:
+    """The 3D boxes of one colour frame's detections from its paired depth Image message (ROS or rosbags: the
+    fields ``encoding, height, width, step, data, is_bigendian``) and the CameraInfo's K, given for ``info_wh``
+    (rescaled when the colour image has another resolution of the same view). ValueError for a bad depth image."""
+    height, width = colour_hw
+    if info_wh[0] and info_wh[1] and info_wh != (width, height):
+        sx, sy = width / info_wh[0], height / info_wh[1]
+        intrinsics = Intrinsics(intrinsics.fx * sx, intrinsics.fy * sy, intrinsics.cx * sx, intrinsics.cy * sy)
+    depth = depth_from_fields(depth_msg.encoding, depth_msg.height, depth_msg.width, depth_msg.step, depth_msg.data,
+                              depth_msg.is_bigendian, config.scale)
+    return boxes_3d(xyxy, depth, colour_hw, intrinsics, config)
+
+
 def project(points: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     """Pixel coordinates (N, 2) of 3D points (N, 3) in the optical frame (z > 0)."""
     return np.stack([points[:, 0] * intrinsics.fx / points[:, 2] + intrinsics.cx,
@@ -191,3 +213,29 @@ class StampPairing:
 
     def clear(self) -> None:
         self._items.clear()
+
+
+@dataclass(frozen=True)
+class Detection3DFields:
+    """One vision_msgs/Detection3D's values: box centre, size and orientation (x, y, z, w) in metres in the output
+    frame, and the 2D detection's class id, score and track id."""
+
+    center: tuple[float, float, float]
+    size: tuple[float, float, float]
+    orientation: tuple[float, float, float, float]
+    class_id: str
+    score: float
+    id: str
+
+
+def detection3d_fields(fields: Sequence[DetectionFields], boxes: Boxes3D,
+                       translation: Sequence[float] = (0.0, 0.0, 0.0),
+                       rotation: Sequence[float] = (0.0, 0.0, 0.0, 1.0)) -> list[Detection3DFields]:
+    """The Detection3D of every detection with a valid 3D box, moved into another frame by a transform
+    (``translation`` and the unit quaternion ``rotation``, as tf2 gives them; identity: the optical frame)."""
+    centers = (rotate(boxes.center, rotation) + np.asarray(translation, np.float64)).tolist()
+    sizes = boxes.size.tolist()
+    qx, qy, qz, qw = (float(v) for v in rotation)
+    return [Detection3DFields((centers[i][0], centers[i][1], centers[i][2]), (sizes[i][0], sizes[i][1], sizes[i][2]),
+                              (qx, qy, qz, qw), f.class_id, f.score, f.id)
+            for i, f in enumerate(fields) if boxes.valid[i]]

@@ -12,6 +12,7 @@ from typing import Sequence
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from yolov5_dpu_ros.core.conversions import DetectionFields
+from yolov5_dpu_ros.core.depth import Detection3DFields
 
 try:  # vision_msgs >= 4 (Humble)
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -47,6 +48,24 @@ def detection_array(header, fields: Sequence[DetectionFields]) -> Detection2DArr
             d.id = f.id
         detections.append(d)
     return Detection2DArray(header=header, detections=detections)
+
+
+def detection3d_array(header, fields: Sequence[Detection3DFields]):
+    """vision_msgs/Detection3DArray: one Detection3D per valid 3D box, with the same results and id as its
+    Detection2D (vision_msgs >= 3 layout)."""
+    from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+    from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray
+
+    detections = []
+    for f in fields:
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id, hyp.hypothesis.score = f.class_id, f.score
+        pose = Pose(position=Point(x=f.center[0], y=f.center[1], z=f.center[2]),
+                    orientation=Quaternion(x=f.orientation[0], y=f.orientation[1], z=f.orientation[2],
+                                           w=f.orientation[3]))
+        box = BoundingBox3D(center=pose, size=Vector3(x=f.size[0], y=f.size[1], z=f.size[2]))
+        detections.append(Detection3D(header=header, results=[hyp], bbox=box, id=f.id))
+    return Detection3DArray(header=header, detections=detections)
 
 
 def label_info(header, names: Sequence[str], threshold: float):

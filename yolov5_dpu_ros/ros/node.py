@@ -29,13 +29,16 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2DArray
+from tf2_ros import Buffer, TransformException, TransformListener
+from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from yolov5_dpu_ros.core.conversions import detection_fields, image_from_compressed, image_from_fields
+from yolov5_dpu_ros.core.depth import Intrinsics, StampPairing, depth_boxes, detection3d_fields
 from yolov5_dpu_ros.core.draw import draw_detections
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
 from yolov5_dpu_ros.core.latency import LatencyWindow, stamp_seconds
@@ -44,10 +47,12 @@ from yolov5_dpu_ros.core.tracking import Tracker
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.dpu.board import explain
 from yolov5_dpu_ros.ros import params
-from yolov5_dpu_ros.ros.messages import LabelInfo, detection_array, label_info
+from yolov5_dpu_ros.ros.messages import LabelInfo, detection3d_array, detection_array, label_info
 from yolov5_dpu_ros.ros.middleware import read_rmem_max, rmem_advice
 
 LOG_EVERY_S = 5.0
+DEPTH_COUNTS = ("frames with depth", "detections without valid depth", "unsynchronised frames",
+                "frames without transform", "bad depth images")
 DRAIN_S = 2.0  # deactivate waits this long for frames in flight
 POLICY_NAMES = {ReliabilityPolicy.RELIABLE: "reliable", ReliabilityPolicy.BEST_EFFORT: "best_effort"}
 
@@ -71,6 +76,10 @@ class Camera:
     latency: LatencyWindow = field(default_factory=LatencyWindow)
     tracker: Tracker | None = None
     debug_image: array.array = field(default_factory=lambda: array.array("B"))  # reused: one copy per frame
+    depth: StampPairing | None = None  # RGB-D: the latest depth messages by stamp
+    intrinsics: tuple | None = None  # RGB-D: (Intrinsics, (width, height)) of the latest CameraInfo
+    depth_subscriptions: list = field(default_factory=list)
+    depth_counts: dict = field(default_factory=lambda: dict.fromkeys(DEPTH_COUNTS, 0))
 
     def out(self, name: str) -> str:
         return f"{self.namespace}/{name}" if self.namespace else name
@@ -106,6 +115,8 @@ class DetectorNode(LifecycleNode):
         self._names: tuple[str, ...] = ()
         self._cameras: list[Camera] = []
         self._timer: Any = None
+        self._tf_buffer: Any = None
+        self._tf_listener: Any = None
         self._lock = threading.Lock()
         self._updater = Updater(self, period=1.0)  # diagnostics in every lifecycle state
         self._updater.setHardwareID("yolov5_dpu_ros")
@@ -155,12 +166,20 @@ class DetectorNode(LifecycleNode):
             if LabelInfo is not None:
                 cam.publishers["labels"] = self.create_lifecycle_publisher(LabelInfo, cam.out("label_info"),
                                                                            latched)
+            if config.depth is not None:
+                cam.depth = StampPairing(config.depth.slop)
+                cam.publishers["detections_3d"] = self.create_lifecycle_publisher(
+                    Detection3DArray, cam.out("detections_3d"), 10)
             self._updater.add(cam.topic, partial(self._camera_status, cam))
+        if config.depth is not None and config.depth.target_frame:
+            self._tf_buffer = Buffer()
+            self._tf_listener = TransformListener(self._tf_buffer, self)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         try:
             for cam in self._cameras:
                 self._subscribe(cam)
+                self._subscribe_depth(cam)
             self._timer = self.create_timer(1.0, self._follow_publishers)
             result = super().on_activate(state)  # activates the lifecycle publishers
             self._publish_labels()
@@ -208,6 +227,11 @@ class DetectorNode(LifecycleNode):
             if cam.subscription is not None:
                 self.destroy_subscription(cam.subscription)
                 cam.subscription = None
+            for subscription in cam.depth_subscriptions:
+                self.destroy_subscription(subscription)
+            cam.depth_subscriptions = []
+            if cam.depth is not None:
+                cam.depth.clear()
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
@@ -222,6 +246,7 @@ class DetectorNode(LifecycleNode):
                 self.destroy_lifecycle_publisher(pub)
         self._cameras = []
         self._config = None
+        self._tf_buffer = self._tf_listener = None
 
     def _state(self) -> tuple[params.NodeConfig, DetectionPipeline]:
         """The configured state: subscriptions, timers and results exist only between configure and cleanup."""
@@ -260,6 +285,34 @@ class DetectorNode(LifecycleNode):
         cam.reliability = wanted
         self.get_logger().info(f"{cam.topic}: subscribed {wanted} (input_reliability {config.input_reliability}, "
                                f"{cam.publisher_count} publishers)")
+
+    def _subscribe_depth(self, cam: Camera) -> None:
+        """RGB-D: depth and camera info with the sensor QoS; they are paired with colour frames by stamp, so a
+        depth stream that stops leaves the 2D output running."""
+        config, _ = self._state()
+        if config.depth is None:
+            return
+        cam.depth_subscriptions = [
+            self.create_subscription(Image, config.depth.depth_topic, partial(self._on_depth, cam),
+                                     qos_profile_sensor_data),
+            self.create_subscription(CameraInfo, config.depth.info_topic, partial(self._on_camera_info, cam),
+                                     qos_profile_sensor_data)]
+        self.get_logger().info(f"{cam.topic}: 3D from {config.depth.depth_topic} and {config.depth.info_topic}"
+                               + (f" into {config.depth.target_frame}" if config.depth.target_frame else ""))
+
+    def _on_depth(self, cam: Camera, msg: Any) -> None:
+        with self._lock:
+            if cam.depth is not None:
+                cam.depth.add(stamp_seconds(msg.header.stamp.sec, msg.header.stamp.nanosec), msg)
+
+    def _on_camera_info(self, cam: Camera, msg: Any) -> None:
+        try:
+            intrinsics = Intrinsics.from_k(msg.k)
+        except ValueError as e:
+            self.get_logger().warning(f"{msg.header.frame_id or cam.topic}: {e}", throttle_duration_sec=LOG_EVERY_S)
+            return
+        with self._lock:
+            cam.intrinsics = (intrinsics, (int(msg.width), int(msg.height)))
 
     def _on_lost(self, cam: Camera, info: Any) -> None:
         with self._lock:
@@ -304,9 +357,50 @@ class DetectorNode(LifecycleNode):
             cam.latency.add(received, stamp, published, self.get_clock().now().nanoseconds * 1e-9)
             t = outcome.timings
             cam.stage_ms = [a + b for a, b in zip(cam.stage_ms, (t.preprocess_ms, t.inference_ms, t.postprocess_ms))]
+        if config.depth is not None:
+            self._publish_3d(cam, config.depth, header, stamp, outcome, fields)
         image_pub = cam.publishers["image"]
         if config.publish_debug_image and image_pub.get_subscription_count() > 0:
             image_pub.publish(self._debug_image(cam, header, outcome, track_ids))
+
+    def _publish_3d(self, cam: Camera, setup: params.DepthSetup, header: Any, stamp: float, outcome: Detected,
+                    fields: list) -> None:
+        """Detection3DArray for one frame: its depth paired by stamp, boxes in the optical or the target frame."""
+        with self._lock:
+            depth_msg = cam.depth.nearest(stamp) if cam.depth is not None else None
+            known = cam.intrinsics
+        if depth_msg is None or known is None:
+            self._count_depth(cam, "unsynchronised frames")
+            return
+        intrinsics, info_wh = known
+        try:
+            boxes = depth_boxes(depth_msg, outcome.detections.xyxy, outcome.image.shape[:2], intrinsics, info_wh,
+                                setup.estimate)
+        except ValueError as e:
+            self._count_depth(cam, "bad depth images")
+            self.get_logger().warning(f"{setup.depth_topic}: {e}", throttle_duration_sec=LOG_EVERY_S)
+            return
+        out_header, translation, rotation = header, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)
+        if setup.target_frame:
+            try:
+                transform = self._tf_buffer.lookup_transform(setup.target_frame, header.frame_id,
+                                                             Time.from_msg(header.stamp)).transform
+            except TransformException as e:
+                self._count_depth(cam, "frames without transform")
+                self.get_logger().warning(f"{cam.topic}: no 3D output, no transform {header.frame_id} → "
+                                          f"{setup.target_frame}: {e}", throttle_duration_sec=LOG_EVERY_S)
+                return
+            translation = (transform.translation.x, transform.translation.y, transform.translation.z)
+            rotation = (transform.rotation.x, transform.rotation.y, transform.rotation.z, transform.rotation.w)
+            out_header = Header(stamp=header.stamp, frame_id=setup.target_frame)
+        cam.publishers["detections_3d"].publish(
+            detection3d_array(out_header, detection3d_fields(fields, boxes, translation, rotation)))
+        self._count_depth(cam, "frames with depth")
+        self._count_depth(cam, "detections without valid depth", int((~boxes.valid).sum()))
+
+    def _count_depth(self, cam: Camera, what: str, n: int = 1) -> None:
+        with self._lock:
+            cam.depth_counts[what] += n
 
     def _debug_image(self, cam: Camera, header: Any, outcome: Detected, track_ids: Any) -> Image:
         """The annotated frame in the camera's reused buffer: one copy of the frame, no other."""
@@ -375,6 +469,9 @@ class DetectorNode(LifecycleNode):
             "failed frames": str(counts.failed), "input reliability": cam.reliability,
             "active tracks": "-" if cam.tracker is None else str(cam.tracker.active),
         }
+        if cam.depth is not None:
+            with self._lock:
+                values |= {key: str(n) for key, n in cam.depth_counts.items()}
         for key, value in values.items():
             stat.add(key, value)
         return stat

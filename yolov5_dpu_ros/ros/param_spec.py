@@ -53,6 +53,16 @@ PARAMETERS: dict[str, Param] = {
                                          "each one's outputs go under its namespace", launch=False),
     "compressed": Param(False, "subscribe to sensor_msgs/CompressedImage (also when a topic ends in /compressed)"),
     "autostart": Param(True, "configure and activate at start (false: wait for lifecycle transitions)"),
+    "depth_topic": Param("", "RGB-D: depth image aligned to the colour image (16UC1 mm or 32FC1 m); empty = no 3D "
+                             "output"),
+    "camera_info_topic": Param("", "RGB-D: CameraInfo of the colour image; empty = camera_info beside the colour "
+                                   "topic"),
+    "depth_sync_slop": Param(0.05, "RGB-D: most seconds between a colour and a depth stamp to pair them",
+                             (0.001, 1.0)),
+    "depth_scale": Param(0.0, "RGB-D: metres per depth unit; 0 = by encoding (16UC1 millimetres, 32FC1 metres)",
+                         (0.0, 1.0)),
+    "target_frame": Param("", "RGB-D: frame of the 3D boxes (tf2 at the image stamp); empty = the camera's "
+                              "optical frame"),
     "tracking": Param(True, "track objects per camera: Detection2D.id holds the track ID (empty until confirmed)",
                       None, True),
     "track_lifetime": Param(1.0, "tracking: seconds a track lives on without a match (then removed; a longer gap "
