@@ -19,7 +19,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
-from yolov5_dpu_ros.ros.middleware import middleware_environment
+from yolov5_dpu_ros.core.middleware import middleware_environment
 from yolov5_dpu_ros.ros.param_spec import LAUNCH_ARGUMENTS, PARAMETERS, launch_flag, launch_value
 
 EXTRA = {

@@ -37,7 +37,7 @@ def test_what_the_launch_file_imports_from_the_package_pulls_no_opencv_numpy_or_
     tree = ast.parse((ROOT / "launch" / "detect.launch.py").read_text())
     modules = sorted({n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
                       and n.module.startswith("yolov5_dpu_ros")})
-    assert modules == ["yolov5_dpu_ros.ros.middleware", "yolov5_dpu_ros.ros.param_spec"]
+    assert modules == ["yolov5_dpu_ros.core.middleware", "yolov5_dpu_ros.ros.param_spec"]
     code = (f"import sys\nimport {', '.join(modules)}\n"
             "print(sorted(m for m in ('cv2', 'numpy', 'rclpy', 'yaml') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

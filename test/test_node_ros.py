@@ -9,6 +9,7 @@ import threading
 import time
 
 import cv2
+import numpy as np
 import pytest
 
 from demo.shapes import NAMES, make_sample
@@ -271,3 +272,93 @@ def test_a_bad_model_under_a_lifecycle_manager_leaves_the_node_unconfigured(ros,
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert node._state_machine.current_state[1] == "unconfigured"
     node.destroy_node()
+
+
+def _spin(*nodes):
+    executor = MultiThreadedExecutor()
+    for n in nodes:
+        executor.add_node(n)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    return executor
+
+
+def test_track_ids_latency_and_nothing_after_deactivate(ros):
+    """Detection2D.id fills once tracks are confirmed and stays for the same object; diagnostics carry the
+    latency keys; after deactivate returns, nothing more is published."""
+    from demo.make_demo_inputs import moving_shapes
+
+    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False),
+                                             Parameter("input_reliability", value="reliable")])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    probe = rclpy.create_node("probe_tracks")
+    got = {"det": [], "diag": []}
+    probe.create_subscription(Detection2DArray, "detections", got["det"].append, 50)
+    probe.create_subscription(DiagnosticArray, "/diagnostics", got["diag"].append, 50)
+    pub = probe.create_publisher(Image, "image_raw", 10)
+    executor = _spin(node, probe)
+    try:
+        assert _wait(lambda: pub.get_subscription_count())
+        for i, frame in enumerate(moving_shapes(3, 30)):
+            msg = _image_msg(frame, 0, "cam")
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(1_000_000_000 + i * 33_333_333, 1_000_000_000)
+            pub.publish(msg)
+            time.sleep(0.05)
+        assert _wait(lambda: len(got["det"]) >= 20)
+        assert _wait(lambda: any(kv.key == "latency ms (callback to publish)" and kv.value != "-"
+                                 for d in got["diag"] for s in d.status for kv in s.values))
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        count = len(got["det"])
+        pub.publish(_image_msg(next(moving_shapes(3, 1)), 5, "cam"))
+        time.sleep(1.0)
+        assert len(got["det"]) == count
+    finally:
+        executor.shutdown()
+        node.trigger_cleanup()
+        node.destroy_node()
+        probe.destroy_node()
+    ids = [d.id for a in got["det"][5:] for d in a.detections]
+    assert ids and sum(i != "" for i in ids) >= 0.8 * len(ids)
+    assert all(d.id == "" for d in got["det"][0].detections)
+
+
+def test_detections_3d_from_depth_and_camera_info(ros):
+    from sensor_msgs.msg import CameraInfo
+    from vision_msgs.msg import Detection3DArray
+
+    node = DetectorNode(parameter_overrides=[
+        Parameter("autostart", value=False), Parameter("input_topics", value=["/camera/color/image_raw"]),
+        Parameter("depth_topic", value="/camera/aligned_depth_to_color/image_raw"),
+        Parameter("input_reliability", value="reliable")])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    probe = rclpy.create_node("probe_3d")
+    got = []
+    probe.create_subscription(Detection3DArray, "/camera/color/detections_3d", got.append, 10)
+    colour = probe.create_publisher(Image, "/camera/color/image_raw", 10)
+    depth_pub = probe.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw", 10)
+    info_pub = probe.create_publisher(CameraInfo, "/camera/color/camera_info", 10)
+    executor = _spin(node, probe)
+    sample = make_sample(2, "test", 0, (640, 480))
+    try:
+        assert _wait(lambda: colour.get_subscription_count() and depth_pub.get_subscription_count())
+        for i in range(6):
+            image = _image_msg(sample.image, 100 + i, "camera_color_optical_frame")
+            depth = Image(header=image.header, height=480, width=640, encoding="32FC1", step=640 * 4,
+                          data=(np.full((480, 640), 2.5, np.float32)).tobytes())
+            info = CameraInfo(header=image.header, height=480, width=640,
+                              k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0])
+            info_pub.publish(info)
+            depth_pub.publish(depth)
+            colour.publish(image)
+            time.sleep(0.3)
+        assert _wait(lambda: any(len(a.detections) for a in got))
+    finally:
+        executor.shutdown()
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        node.destroy_node()
+        probe.destroy_node()
+    d3 = next(a for a in got if a.detections).detections[0]
+    assert d3.bbox.center.position.z == pytest.approx(2.5, rel=0.02)
+    assert d3.header.frame_id == "camera_color_optical_frame" and d3.results[0].hypothesis.class_id in NAMES

@@ -7,7 +7,7 @@ import importlib.metadata
 import sys
 from typing import Sequence
 
-from yolov5_dpu_ros.cli import bag, compare, detect
+from yolov5_dpu_ros.cli import bag, compare, detect, doctor
 from yolov5_dpu_ros.cli.common import CliError
 
 
@@ -26,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     detect.register(commands)
     bag.register(commands)
     compare.register(commands)
+    doctor.register(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

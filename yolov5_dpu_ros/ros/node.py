@@ -42,13 +42,15 @@ from yolov5_dpu_ros.core.depth import Intrinsics, StampPairing, depth_boxes, det
 from yolov5_dpu_ros.core.draw import draw_detections
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
 from yolov5_dpu_ros.core.latency import LatencyWindow, stamp_seconds
+from yolov5_dpu_ros.core.middleware import read_rmem_max, rmem_advice
 from yolov5_dpu_ros.core.pipeline import Detected, DetectionPipeline, Failed, FrameResult
 from yolov5_dpu_ros.core.tracking import Tracker
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.dpu.board import explain
+from yolov5_dpu_ros.dpu.doctor import diagnose
+from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, parse_fingerprint
 from yolov5_dpu_ros.ros import params
 from yolov5_dpu_ros.ros.messages import LabelInfo, detection3d_array, detection_array, label_info
-from yolov5_dpu_ros.ros.middleware import read_rmem_max, rmem_advice
 
 LOG_EVERY_S = 5.0
 DEPTH_COUNTS = ("frames with depth", "detections without valid depth", "unsynchronised frames",
@@ -141,6 +143,8 @@ class DetectorNode(LifecycleNode):
                     detector.close()
             self._release()
             self.get_logger().error(f"cannot configure: {explain(e)}")
+            if self.get_parameter("backend").value == "dpu":
+                self.get_logger().warning("the board as yolov5-dpu doctor sees it:\n" + self._doctor_report())
             return TransitionCallbackReturn.FAILURE
         self._updater.setHardwareID(f"yolov5_dpu_ros/{config.backend_spec.name}")
         advice = rmem_advice(read_rmem_max())
@@ -151,6 +155,17 @@ class DetectorNode(LifecycleNode):
             f"{config.workers} workers, tracking {'on' if config.tracker else 'off'}, "
             f"cameras {[c.topic + (' (compressed)' if c.compressed else '') for c in self._cameras]}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _doctor_report(self) -> str:
+        """``yolov5-dpu doctor`` for the node's dpu parameters, so a launch log shows the whole picture."""
+        value = {name: self.get_parameter(name).value for name in ("xmodel", "model_meta", "bit",
+                                                                   "dpu_fingerprint", "allow_other_compiler")}
+        try:
+            fingerprint = parse_fingerprint(value["dpu_fingerprint"])
+        except ValueError:
+            fingerprint = STOCK_FINGERPRINT
+        return diagnose(xmodel=value["xmodel"] or None, meta=value["model_meta"] or None, bit=value["bit"] or None,
+                        fingerprint=fingerprint, allow_other_compiler=value["allow_other_compiler"]).text()
 
     def _open_outputs(self, config: params.NodeConfig) -> None:
         """One Camera per input topic with its lifecycle publishers, tracker and diagnostics."""

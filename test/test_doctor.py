@@ -1,0 +1,152 @@
+"""``yolov5-dpu doctor`` (dpu.doctor): a KV260 as the checks read it (device tree, package metadata, XRT's
+version file, VART's libraries, uid, environment, pynq-dpu 2.5.1's real package layout, the real xmodels), and
+each broken variant failing on exactly its line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from vart_emulator import overlay_files
+from xmodel_writer import write_xmodel
+
+from yolov5_dpu_ros.cli.main import main
+from yolov5_dpu_ros.core.model_meta import load_meta, save_meta
+from yolov5_dpu_ros.dpu.board import NEEDS_ROOT, PYNQ_VERSION_NOTE
+from yolov5_dpu_ros.dpu.doctor import FAIL, OK, WARN, Environment, diagnose
+
+PRESET = "config/models/yolox_nano_coco.yaml"
+
+
+@pytest.fixture()
+def kv260(tmp_path, pynq_dpu_source):
+    """A KV260 with Kria-PYNQ 3.0.1, pynq-dpu 2.5.1 (its real package folder with the stock overlay's files), XRT
+    2.14, VART 2.5, root, the PYNQ venv, ROS 2 Humble with vision_msgs 4.1.1 and this package, a big rmem_max."""
+    root = tmp_path / "kv260"
+    package = root / "site" / "pynq_dpu"
+    shutil.copytree(pynq_dpu_source, package)
+    overlay_files(package)
+    (root / "proc").mkdir(parents=True)
+    (root / "proc" / "model").write_text("Xilinx Kria KV260 Vision AI Starter Kit\x00")
+    (root / "proc" / "meminfo").write_text("MemTotal:        4030460 kB\n")
+    (root / "proc" / "rmem_max").write_text("67108864\n")
+    (root / "os-release").write_text('PRETTY_NAME="Ubuntu 22.04.3 LTS"\n')
+    (root / "xrt").mkdir()
+    (root / "xrt" / "version.json").write_text('{"BUILD_VERSION" : "2.14.354"}')
+    (root / "lib").mkdir()
+    (root / "lib" / "libvart-runner.so.2.5.0").write_bytes(b"")
+    (root / "lib" / "libvart-runner.so.2").write_bytes(b"")
+    (root / "vart.conf").write_text("firmware: /usr/lib/dpu.xclbin\n")
+    ament = root / "ros"
+    (ament / "share" / "vision_msgs").mkdir(parents=True)
+    (ament / "share" / "vision_msgs" / "package.xml").write_text("<package><version>4.1.1</version></package>")
+    index = ament / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True)
+    (index / "yolov5_dpu_ros").write_text("")
+    versions = {"pynq": "3.0.1", "pynq-dpu": "2.5.1"}
+    return Environment(
+        device_tree_model=root / "proc" / "model", meminfo=root / "proc" / "meminfo", os_release=root / "os-release",
+        vart_conf=root / "vart.conf", xrt_version_file=root / "xrt" / "version.json", vart_libraries=root / "lib",
+        rmem_max=root / "proc" / "rmem_max",
+        environ={"VIRTUAL_ENV": "/usr/local/share/pynq-venv", "ROS_DISTRO": "humble",
+                 "AMENT_PREFIX_PATH": str(ament), "RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"},
+        version=versions.get, run_version=lambda command: None, geteuid=lambda: 0, pynq_dpu=lambda: package,
+        importable=lambda name: name in ("pynq", "rclpy", "onnxruntime"), cpu_count=lambda: 4,
+        kernel=lambda: "5.15.0-1027-xilinx-zynqmp")
+
+
+def _statuses(report):
+    return {c.name: c.status for c in report.checks}
+
+
+def test_a_kv260_with_pynq_3_0_1_and_the_stock_overlay_passes(kv260, real_xmodels):
+    report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), PRESET)
+    assert set(_statuses(report).values()) == {OK}, report.text()
+    assert report.dpu_ready and report.onnx_ready
+    assert "Xilinx Kria KV260" in report.text() and "4 cores, 3935 MiB memory" in report.text()
+
+
+def _only_problem(report, name, status=FAIL):
+    statuses = _statuses(report)
+    assert statuses[name] == status, report.text()
+    assert {n: s for n, s in statuses.items() if n != name} == dict.fromkeys(set(statuses) - {name}, OK), \
+        report.text()
+
+
+def test_pynq_3_1_is_a_warning_on_its_line(kv260, real_xmodels):
+    kv260.version = {"pynq": "3.1.0", "pynq-dpu": "2.5.1"}.get
+    report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), PRESET)
+    _only_problem(report, "PYNQ", WARN)
+    assert PYNQ_VERSION_NOTE in report.text() and report.dpu_ready
+
+
+def test_not_root_fails_on_its_line_with_the_backends_words(kv260, real_xmodels):
+    kv260.geteuid = lambda: 1000
+    report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), PRESET)
+    _only_problem(report, "root")
+    assert NEEDS_ROOT in report.text() and not report.dpu_ready
+
+
+def test_a_missing_xclbin_fails_the_overlay_line(kv260, real_xmodels):
+    (kv260.pynq_dpu() / "dpu.xclbin").unlink()
+    report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), PRESET)
+    _only_problem(report, "overlay")
+    assert "overlay files missing" in report.text()
+
+
+def test_an_overlay_named_dpu_kit_fails_the_overlay_line(kv260, real_xmodels, tmp_path):
+    bit = overlay_files(tmp_path / "custom", "dpu_kit")
+    report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), PRESET, bit=str(bit))
+    _only_problem(report, "overlay")
+    assert "would look for dpu_k.xclbin" in report.text()
+
+
+def test_a_vai_3_5_model_fails_the_xmodel_line(kv260, real_xmodels):
+    report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai35.xmodel"), PRESET)
+    _only_problem(report, "xmodel")
+    assert "Vitis AI 3.5.0" in report.text()
+
+
+def test_a_b512_model_fails_the_xmodel_line(kv260, tmp_path):
+    meta = load_meta(PRESET)
+    outputs = [(f"head_{i}", shape, 2) for i, shape in enumerate(meta.head_shapes)]
+    xmodel = write_xmodel(tmp_path / "b512.xmodel", (1, 416, 416, 3), -1, outputs, fingerprint=0x101000016010200,
+                          dpu_name="DPUCZDX8G_ISA1_B512")
+    report = diagnose(kv260, str(xmodel), PRESET)
+    _only_problem(report, "xmodel")
+    assert "DPUCZDX8G_ISA1_B512" in report.text()
+
+
+def test_heads_that_do_not_match_the_metadata_fail_the_metadata_line(kv260, real_xmodels, tmp_path):
+    meta = load_meta(PRESET)
+    other = tmp_path / "other.yaml"
+    save_meta(meta.__class__(**{**meta.__dict__, "names": meta.names[:20]}), other)
+    report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), str(other))
+    _only_problem(report, "model metadata")
+    assert "matches no head" in report.text()
+
+
+def test_a_small_rmem_max_and_no_ros_are_warnings_not_failures(kv260):
+    kv260.rmem_max.write_text("212992\n")
+    kv260.environ = {"VIRTUAL_ENV": "/usr/local/share/pynq-venv"}
+    report = diagnose(kv260)
+    statuses = _statuses(report)
+    assert statuses["net.core.rmem_max"] == WARN and "sysctl -w net.core.rmem_max" in report.text()
+    assert statuses["ROS 2"] == WARN and statuses["middleware"] == OK and report.dpu_ready
+    assert "rmw_fastrtps_cpp (Humble's default" in report.text()
+
+
+def test_on_this_pc_the_command_says_the_dpu_cannot_run_and_exits_1(capsys):
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "✗ board" in out and "the dpu backend cannot start here" in out
+    assert main(["doctor", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["dpu_ready"] is False and {"name", "status", "found", "fix"} == set(report["checks"][0])
+    assert {c["status"] for c in report["checks"]} <= {"ok", "warn", "fail"}
+
+
+def test_bad_arguments_exit_2(capsys):
+    assert main(["doctor", "--dpu-fingerprint", "zebra"]) == 2
+    assert "--dpu-fingerprint" in capsys.readouterr().err

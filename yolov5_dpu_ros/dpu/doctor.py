@@ -1,0 +1,291 @@
+"""``yolov5-dpu doctor``: will the dpu backend run here, and if not, what to fix, in one report.
+
+Every check reads files, package metadata, environment variables and ``--version`` outputs; nothing imports
+PYNQ, VART or XRT and nothing touches the DPU. Each rule is the one the backend's pre-flight applies, in the
+same words (``dpu.board``, the xmodel verdict, the middleware advice). What a check reads comes through
+``Environment``, so tests give it a KV260, a PC, or a broken board.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from yolov5_dpu_ros.core.middleware import (
+    CONFIG_FILES,
+    HUMBLE_DEFAULT_RMW,
+    active_rmw,
+    read_rmem_max,
+    rmem_advice,
+)
+from yolov5_dpu_ros.core.model_meta import load_meta
+from yolov5_dpu_ros.dpu.board import (
+    NEEDS_PYNQ,
+    NEEDS_ROOT,
+    PYNQ_VERSION_NOTE,
+    check_model,
+    check_tensors,
+    pynq_dpu_folder,
+    pynq_version_ok,
+    resolve_overlay,
+)
+from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, describe_fingerprint
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+MARKS = {OK: "✔", WARN: "⚠", FAIL: "✗"}
+PYNQ_DPU_VERSION = "2.5.1"
+XRT_VERSION_FILE = Path("/opt/xilinx/xrt/version.json")
+VART_LIBRARIES = Path("/usr/lib")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _run_version(command: list[str]) -> str | None:
+    if shutil.which(command[0]) is None:
+        return None
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+@dataclass
+class Environment:
+    """Where each check looks; the defaults read this machine."""
+
+    device_tree_model: Path = Path("/proc/device-tree/model")
+    meminfo: Path = Path("/proc/meminfo")
+    os_release: Path = Path("/etc/os-release")
+    vart_conf: Path = Path("/etc/vart.conf")
+    xrt_version_file: Path = XRT_VERSION_FILE
+    vart_libraries: Path = VART_LIBRARIES
+    rmem_max: Path = Path("/proc/sys/net/core/rmem_max")
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    version: Callable[[str], str | None] = _version
+    run_version: Callable[[list[str]], str | None] = _run_version
+    geteuid: Callable[[], int] = os.geteuid
+    pynq_dpu: Callable[[], Path | None] = pynq_dpu_folder
+    importable: Callable[[str], bool] = lambda name: importlib.util.find_spec(name) is not None  # noqa: E731
+    cpu_count: Callable[[], int | None] = os.cpu_count
+    kernel: Callable[[], str] = platform.release
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report: what was checked, its status, what was found and, for a problem, the fix."""
+
+    name: str
+    status: str
+    found: str
+    fix: str = ""
+    dpu: bool = True  # does the dpu backend need this to pass
+
+
+@dataclass
+class Report:
+    """All checks; ``dpu_ready`` when nothing the dpu backend needs failed."""
+
+    checks: list[Check]
+
+    @property
+    def dpu_ready(self) -> bool:
+        return not any(c.status == FAIL and c.dpu for c in self.checks)
+
+    @property
+    def onnx_ready(self) -> bool:
+        return any(c.name == "onnx backend" and c.status == OK for c in self.checks)
+
+    def text(self) -> str:
+        lines = [f"{MARKS[c.status]} {c.name}: {c.found}" + (f"\n    fix: {c.fix}" if c.fix else "")
+                 for c in self.checks]
+        verdict = ("the dpu backend can start with these inputs" if self.dpu_ready else
+                   "the dpu backend cannot start here: fix the ✗ lines above")
+        onnx = "the onnx backend can run here" if self.onnx_ready else "the onnx backend cannot run here"
+        return "\n".join([*lines, f"→ {verdict}; {onnx}"])
+
+    def json(self) -> str:
+        return json.dumps({"checks": [{k: v for k, v in asdict(c).items() if k != "dpu"} for c in self.checks],
+                           "dpu_ready": self.dpu_ready, "onnx_ready": self.onnx_ready}, indent=2)
+
+
+def _os_release(env: Environment) -> str:
+    text = _read(env.os_release) or ""
+    match = re.search(r'^PRETTY_NAME="?([^"\n]+)', text, re.M)
+    return match.group(1) if match else "unknown OS"
+
+
+def platform_checks(env: Environment) -> list[Check]:
+    model = (_read(env.device_tree_model) or "").strip("\x00\n ")
+    mem = re.search(r"MemTotal:\s+(\d+)", _read(env.meminfo) or "")
+    facts = (f"{env.cpu_count() or '?'} cores, {int(mem.group(1)) // 1024 if mem else '?'} MiB memory, "
+             f"kernel {env.kernel()}, {_os_release(env)}")
+    if "KV260" in model or "KR260" in model:
+        return [Check("board", OK, f"{model}; {facts}")]
+    return [Check("board", FAIL, f"{model or 'not a Kria board (no device-tree model)'}; {facts}",
+                  "the dpu backend runs on a Kria KV260/KR260 with Kria-PYNQ 3.0; on this machine use backend onnx")]
+
+
+def pynq_checks(env: Environment) -> list[Check]:
+    checks = []
+    pynq = env.version("pynq")
+    if pynq is None:
+        checks.append(Check("PYNQ", FAIL, "not installed in this Python", NEEDS_PYNQ))
+    elif pynq_version_ok(pynq):
+        checks.append(Check("PYNQ", OK, pynq))
+    else:
+        checks.append(Check("PYNQ", WARN, pynq, PYNQ_VERSION_NOTE))
+    dpu = env.version("pynq-dpu") or env.version("pynq_dpu")
+    if dpu is None or env.pynq_dpu() is None:
+        checks.append(Check("pynq-dpu", FAIL, "not installed in this Python", NEEDS_PYNQ))
+    else:
+        checks.append(Check("pynq-dpu", OK if dpu == PYNQ_DPU_VERSION else WARN, dpu,
+                            "" if dpu == PYNQ_DPU_VERSION else f"the package is tested with pynq-dpu "
+                                                               f"{PYNQ_DPU_VERSION} (VART 2.5)"))
+    xrt = _read(env.xrt_version_file)
+    found = re.search(r'"BUILD_VERSION"\s*:\s*"([^"]+)"', xrt or "")
+    xrt_version = found.group(1) if found else None
+    if xrt_version is None:
+        out = env.run_version(["xbutil", "--version"]) or ""
+        match = re.search(r"Version\s*:\s*(\S+)", out)
+        xrt_version = match.group(1) if match else None
+    if xrt_version is None:
+        checks.append(Check("XRT", FAIL, f"not found (no {env.xrt_version_file}, no xbutil)", NEEDS_PYNQ))
+    else:
+        newer = xrt_version.startswith("2.17") or xrt_version.startswith("2.18")
+        checks.append(Check("XRT", WARN if newer else OK, xrt_version, PYNQ_VERSION_NOTE if newer else ""))
+    libraries = sorted(env.vart_libraries.glob("libvart-runner.so.*")) if env.vart_libraries.is_dir() else []
+    versions = sorted({p.name.split(".so.", 1)[1] for p in libraries})
+    vart = next((v for v in reversed(versions) if v.count(".") >= 2), versions[-1] if versions else None)
+    if vart is None:
+        checks.append(Check("VART", FAIL, f"no libvart-runner.so in {env.vart_libraries}", NEEDS_PYNQ))
+    else:
+        checks.append(Check("VART", OK if vart.startswith("2.5") else WARN, vart,
+                            "" if vart.startswith("2.5") else "pynq-dpu 2.5.1 runs VART 2.5 models only"))
+    venv = env.environ.get("VIRTUAL_ENV", "")
+    active = "pynq-venv" in venv or env.importable("pynq")
+    checks.append(Check("PYNQ venv", OK if active else FAIL, venv or "no virtual environment active",
+                        "" if active else "source /etc/profile.d/pynq_venv.sh in the shell that starts the node"))
+    return checks
+
+
+def access_checks(env: Environment) -> list[Check]:
+    root = env.geteuid() == 0
+    checks = [Check("root", OK if root else FAIL, "running as root" if root else f"uid {env.geteuid()}",
+                    "" if root else NEEDS_ROOT)]
+    conf = _read(env.vart_conf)
+    if conf is None:
+        checks.append(Check("/etc/vart.conf", WARN, "absent (pynq-dpu writes it when it loads a model, as root)",
+                            dpu=False))
+    else:
+        checks.append(Check("/etc/vart.conf", OK, " ".join(conf.split())))
+    return checks
+
+
+def overlay_checks(env: Environment, bit: str | None, fingerprint: int) -> list[Check]:
+    try:
+        found = resolve_overlay(bit, env.pynq_dpu())
+    except ValueError as e:
+        return [Check("overlay", FAIL, bit or "pynq-dpu's own dpu.bit", str(e))]
+    which = "a custom overlay" if bit else "pynq-dpu's stock KV260 overlay"
+    return [Check("overlay", OK, f"{found} with .hwh and .xclbin ({which}, DPU fingerprint "
+                                 f"{describe_fingerprint(fingerprint)})")]
+
+
+def model_checks(xmodel: str, meta_path: str | None, fingerprint: int, allow_other_compiler: bool) -> list[Check]:
+    try:
+        meta = load_meta(meta_path) if meta_path else None
+    except ValueError as e:
+        return [Check("model metadata", FAIL, str(meta_path), str(e))]
+    try:
+        info, notes = check_model(xmodel, None, fingerprint, allow_other_compiler)
+    except ValueError as e:
+        return [Check("xmodel", FAIL, str(xmodel), str(e))]
+    tensors = (f"input {[list(t.shape) for t in info.inputs]}, outputs (VART order) "
+               f"{[list(t.shape) for t in info.outputs]}")
+    checks = [Check("xmodel", WARN if notes else OK, f"{xmodel}: Vitis AI {', '.join(info.compilers) or '?'}, "
+                                                     f"{tensors}", " ".join(notes))]
+    if meta is not None:
+        try:
+            check_tensors(info, meta)
+            checks.append(Check("model metadata", OK, f"{meta_path}: heads match ({meta.family}, "
+                                                      f"{meta.num_classes} classes)"))
+        except ValueError as e:
+            checks.append(Check("model metadata", FAIL, str(meta_path), str(e)))
+    return checks
+
+
+def ros_checks(env: Environment) -> list[Check]:
+    distro = env.environ.get("ROS_DISTRO", "")
+    checks = [Check("ROS 2", OK if distro == "humble" else WARN, distro or "not sourced",
+                    "" if distro == "humble" else "source /opt/ros/humble/setup.bash (the node targets Humble)",
+                    dpu=False)]
+    rclpy = env.importable("rclpy")
+    checks.append(Check("rclpy", OK if rclpy else WARN, "importable" if rclpy else "not importable",
+                        "" if rclpy else "source ROS 2 Humble in this shell (after the PYNQ venv)", dpu=False))
+    prefixes = [Path(p) for p in env.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    vision = next((m.group(1) for p in prefixes
+                   if (m := re.search(r"<version>([^<]+)</version>",
+                                      _read(p / "share" / "vision_msgs" / "package.xml") or ""))), None)
+    checks.append(Check("vision_msgs", OK if vision and vision.startswith("4.") else WARN,
+                        vision or "not found in the ament index",
+                        "" if vision and vision.startswith("4.") else "apt install ros-humble-vision-msgs (4.x: "
+                                                                      "hypothesis.class_id, bbox.center.position)",
+                        dpu=False))
+    ours = any((p / "share" / "ament_index" / "resource_index" / "packages" / "yolov5_dpu_ros").is_file()
+               for p in prefixes)
+    checks.append(Check("yolov5_dpu_ros", OK if ours else WARN, "in the ament index" if ours else "not in the "
+                        "ament index", "" if ours else "colcon build, then source install/setup.bash", dpu=False))
+    onnx = env.importable("onnxruntime")
+    checks.append(Check("onnx backend", OK if onnx else WARN, "onnxruntime importable" if onnx else
+                        "onnxruntime not installed", "" if onnx else "pip install onnxruntime", dpu=False))
+    return checks
+
+
+def middleware_checks(env: Environment) -> list[Check]:
+    rmw = active_rmw(env.environ)
+    default = "" if env.environ.get("RMW_IMPLEMENTATION") else " (Humble's default; RMW_IMPLEMENTATION unset)"
+    checks = [Check("middleware", OK, f"{rmw}{default}" if rmw == HUMBLE_DEFAULT_RMW else rmw, dpu=False)]
+    rmem = read_rmem_max(env.rmem_max)
+    advice = rmem_advice(rmem)
+    checks.append(Check("net.core.rmem_max", WARN if advice else OK,
+                        f"{rmem} bytes" if rmem is not None else "unknown", advice or "", dpu=False))
+    if rmw in CONFIG_FILES:
+        variable, name = CONFIG_FILES[rmw]
+        own = env.environ.get(variable)
+        checks.append(Check("middleware config", OK, f"{variable}={own} (yours, kept)" if own else
+                            f"detect.launch.py applies config/{name} ({variable})", dpu=False))
+    return checks
+
+
+def diagnose(env: Environment | None = None, xmodel: str | None = None, meta: str | None = None,
+             bit: str | None = None, fingerprint: int = STOCK_FINGERPRINT,
+             allow_other_compiler: bool = False) -> Report:
+    """Every check, in the report's order."""
+    env = env or Environment()
+    checks = [*platform_checks(env), *pynq_checks(env), *access_checks(env), *overlay_checks(env, bit, fingerprint)]
+    if xmodel:
+        checks += model_checks(xmodel, meta, fingerprint, allow_other_compiler)
+    checks += [*ros_checks(env), *middleware_checks(env)]
+    return Report(checks)
