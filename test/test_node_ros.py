@@ -60,6 +60,14 @@ def _jpeg_msg(bgr, stamp_s, frame_id):
     return msg
 
 
+def _stop(executor, node, probe) -> None:
+    executor.shutdown()
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    node.destroy_node()
+    probe.destroy_node()
+
+
 def test_two_cameras_raw_and_compressed(ros):
     node = DetectorNode(parameter_overrides=[
         Parameter("input_topics", value=["/front/image_raw", "/rear/image_raw/compressed"]),
@@ -93,11 +101,7 @@ def test_two_cameras_raw_and_compressed(ros):
         assert _wait(lambda: any(kv.key == "bad frames" and kv.value == "1"
                                  for d in got["diag"] for s in d.status if "front" in s.name for kv in s.values))
     finally:
-        executor.shutdown()
-        node.trigger_deactivate()
-        node.trigger_cleanup()
-        node.destroy_node()
-        probe.destroy_node()
+        _stop(executor, node, probe)
     front = got["front"][-1]
     assert front.header.frame_id == "front_optical" and 100 <= front.header.stamp.sec < 105
     assert got["rear"][-1].header.frame_id == "rear_optical"
@@ -354,11 +358,7 @@ def test_detections_3d_from_depth_and_camera_info(ros):
             time.sleep(0.3)
         assert _wait(lambda: any(len(a.detections) for a in got))
     finally:
-        executor.shutdown()
-        node.trigger_deactivate()
-        node.trigger_cleanup()
-        node.destroy_node()
-        probe.destroy_node()
+        _stop(executor, node, probe)
     d3 = next(a for a in got if a.detections).detections[0]
     assert d3.bbox.center.position.z == pytest.approx(2.5, rel=0.02)
     assert d3.header.frame_id == "camera_color_optical_frame" and d3.results[0].hypothesis.class_id in NAMES

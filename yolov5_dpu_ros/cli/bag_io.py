@@ -184,24 +184,29 @@ class DetectionBagWriter:
         stamp = t["builtin_interfaces/msg/Time"](sec=header.stamp.sec, nanosec=header.stamp.nanosec)
         return t["std_msgs/msg/Header"](stamp=stamp, frame_id=header.frame_id)
 
+    def _results(self, f: DetectionFields | Detection3DFields) -> list:
+        """A detection's one hypothesis (class id, score), as the node fills it."""
+        v = self._types
+        return [v["vision_msgs/msg/ObjectHypothesisWithPose"](
+            hypothesis=v["vision_msgs/msg/ObjectHypothesis"](class_id=f.class_id, score=f.score), pose=self._pose())]
+
+    def _write(self, topic: str, msgtype: str, timestamp: int, msg) -> None:
+        self._writer.write(self._connection(topic, msgtype), timestamp, self.store.serialize_cdr(msg, msgtype))
+
     def write_detections(self, topic: str, timestamp: int, header, fields: Sequence[DetectionFields]) -> None:
         """One Detection2DArray with the image's header (stamp, frame_id) on the array and each detection."""
         v = self._types
         header = self._header(header)
         detections = [
             v["vision_msgs/msg/Detection2D"](
-                header=header,
-                results=[v["vision_msgs/msg/ObjectHypothesisWithPose"](
-                    hypothesis=v["vision_msgs/msg/ObjectHypothesis"](class_id=f.class_id, score=f.score),
-                    pose=self._pose())],
+                header=header, results=self._results(f),
                 bbox=v["vision_msgs/msg/BoundingBox2D"](
                     center=v["vision_msgs/msg/Pose2D"](
                         position=v["vision_msgs/msg/Point2D"](x=f.center_x, y=f.center_y), theta=0.0),
                     size_x=f.size_x, size_y=f.size_y),
                 id=f.id)
             for f in fields]
-        msg = v[DETECTIONS](header=header, detections=detections)
-        self._writer.write(self._connection(topic, DETECTIONS), timestamp, self.store.serialize_cdr(msg, DETECTIONS))
+        self._write(topic, DETECTIONS, timestamp, v[DETECTIONS](header=header, detections=detections))
 
     def write_detections_3d(self, topic: str, timestamp: int, header, fields: Sequence[Detection3DFields]) -> None:
         """One Detection3DArray (vision_msgs 4.x) with the colour image's header."""
@@ -209,10 +214,7 @@ class DetectionBagWriter:
         header = self._header(header)
         detections = [
             v["vision_msgs/msg/Detection3D"](
-                header=header,
-                results=[v["vision_msgs/msg/ObjectHypothesisWithPose"](
-                    hypothesis=v["vision_msgs/msg/ObjectHypothesis"](class_id=f.class_id, score=f.score),
-                    pose=self._pose())],
+                header=header, results=self._results(f),
                 bbox=v["vision_msgs/msg/BoundingBox3D"](
                     center=v["geometry_msgs/msg/Pose"](
                         position=v["geometry_msgs/msg/Point"](x=f.center[0], y=f.center[1], z=f.center[2]),
@@ -221,9 +223,7 @@ class DetectionBagWriter:
                     size=v["geometry_msgs/msg/Vector3"](x=f.size[0], y=f.size[1], z=f.size[2])),
                 id=f.id)
             for f in fields]
-        msg = v[DETECTIONS_3D](header=header, detections=detections)
-        self._writer.write(self._connection(topic, DETECTIONS_3D), timestamp,
-                           self.store.serialize_cdr(msg, DETECTIONS_3D))
+        self._write(topic, DETECTIONS_3D, timestamp, v[DETECTIONS_3D](header=header, detections=detections))
 
     def write_timings(self, topic: str, timestamp: int, header, timings_ms: dict[str, float]) -> None:
         """The frame's stage timings as one DiagnosticStatus, stamped like its detections."""
@@ -232,8 +232,7 @@ class DetectionBagWriter:
         status = v["diagnostic_msgs/msg/DiagnosticStatus"](
             level=0, name="yolov5_dpu_ros stage timings", message="", hardware_id="",
             values=[v["diagnostic_msgs/msg/KeyValue"](key=k, value=f"{ms:.3f}") for k, ms in timings_ms.items()])
-        msg = v[DIAGNOSTICS](header=header, status=[status])
-        self._writer.write(self._connection(topic, DIAGNOSTICS), timestamp, self.store.serialize_cdr(msg, DIAGNOSTICS))
+        self._write(topic, DIAGNOSTICS, timestamp, v[DIAGNOSTICS](header=header, status=[status]))
 
     def close(self) -> None:
         self._writer.close()
