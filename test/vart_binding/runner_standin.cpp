@@ -1,9 +1,12 @@
 // TEST DOUBLE, never shipped: a stand-in for VART's Python binding of vart::Runner, so that the tests call
 // the runner through the same pybind11 argument conversions as on a KV260.
 //
-// Written by us from the facts read in Vitis AI 2.5's binding and runtime (Xilinx/Vitis-AI tag v2.5,
-// src/Vitis-AI-Runtime/VART/vart/runner/python/runner_py_module.cpp, vart/dpu-runner/src/imp/dpu_runner_ddr.cpp;
-// summarised in shared/notes/platform-facts.md section 1); it is not Xilinx's code. What it keeps of them:
+// Written by us, not Xilinx's code, from the facts of Vitis AI 2.5's binding and runtime as the project's notes
+// record them with their sources (shared/notes/platform-facts.md section 1: Xilinx/Vitis-AI tag v2.5,
+// src/Vitis-AI-Runtime/VART/vart/runner/python/runner_py_module.cpp, vart/dpu-runner/src/imp/dpu_runner_ddr.cpp,
+// vart/runner/src/tensor_buffer.cpp; the binding file itself is not in this session's source index, the
+// runtime's execute_async/wait pair type is: vart/runner.hpp "std::pair<std::uint32_t, int> execute_async").
+// What it keeps of them:
 //   execute_async(std::vector<py::buffer>, std::vector<py::buffer>) -> std::pair<uint32_t, int>
 //   wait(std::pair<uint32_t, int>) -> int          (a bare int: pybind11's "incompatible function arguments")
 //   every buffer is requested writable             (read-only: ValueError "buffer source array is read-only")
