@@ -51,7 +51,8 @@ def movers() -> list[Mover]:
     return [
         Mover("circle", 18, (40, 40, 220), lambda t: (20 + 28 * t, 60.0)),  # constant velocity, left to right
         Mover("square", 20, (220, 60, 40), lambda t: (w - 20 - 28 * t, 75.0)),  # crosses the circle
-        Mover("triangle", 20, (40, 200, 60), lambda t: (160 + 100 * math.sin(0.9 * t), 130 + 30 * math.cos(1.7 * t))),
+        Mover("triangle", 20, (40, 200, 60),  # changing velocity, back and forth across the others' paths
+              lambda t: (160 + 120 * math.sin(0.9 * t), 165 + 8 * math.cos(1.7 * t))),
         Mover("star", 19, (200, 200, 40), lambda t: (30 + 26 * t, 150 - 8 * t)),  # two stars crossing
         Mover("star", 19, (40, 200, 200), lambda t: (290 - 26 * t, 90 + 8 * t)),
         Mover("cross", 18, (200, 40, 200), bounce),

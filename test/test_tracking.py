@@ -169,15 +169,16 @@ def test_tracking_leaves_the_published_detections_alone(sequence):
 
 
 @pytest.mark.needs("onnxruntime", "motmetrics")
-@pytest.mark.parametrize("drop,least_idf1", [(0.0, 0.85), (0.3, 0.85), (0.6, 0.80)])
+@pytest.mark.parametrize("drop,least_idf1", [(0.0, 0.90), (0.3, 0.85), (0.6, 0.85)])
 def test_accuracy_on_the_generated_sequence(sequence, drop, least_idf1):
-    """Measured IDF1 (bench/RESULTS_TRACKING.md): 0.87, 0.87 and 0.83; these bars catch a regression."""
+    """The targets: IDF1 >= 0.90 without drops, >= 0.85 with 30 % dropped (bench/RESULTS_TRACKING.md: 0.91, 0.92,
+    0.92 with 60 %)."""
     from bench.mot_sequences import kept_frames, mot_scores, track
 
     frames, found = sequence
     scores = [mot_scores(*track(frames, found, kept_frames(len(frames), drop, seed), Tracker())) for seed in range(3)]
     assert np.mean([s["idf1"] for s in scores]) >= least_idf1
-    assert np.mean([s["mota"] for s in scores]) >= 0.85
+    assert np.mean([s["mota"] for s in scores]) >= 0.90
 
 
 @pytest.mark.needs("onnxruntime")

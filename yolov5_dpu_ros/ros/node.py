@@ -25,6 +25,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from diagnostic_updater import DiagnosticStatusWrapper, Updater
+from message_filters import ApproximateTimeSynchronizer, Subscriber
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
@@ -78,9 +79,8 @@ class Camera:
     latency: LatencyWindow = field(default_factory=LatencyWindow)
     tracker: Tracker | None = None
     debug_image: array.array = field(default_factory=lambda: array.array("B"))  # reused: one copy per frame
-    depth: StampPairing | None = None  # RGB-D: the latest depth messages by stamp
-    intrinsics: tuple | None = None  # RGB-D: (Intrinsics, (width, height)) of the latest CameraInfo
-    depth_subscriptions: list = field(default_factory=list)
+    depth: StampPairing | None = None  # RGB-D: the latest (depth message, intrinsics, info size) by depth stamp
+    depth_subscriptions: list = field(default_factory=list)  # message_filters Subscribers and their synchronizer
     depth_counts: dict = field(default_factory=lambda: dict.fromkeys(DEPTH_COUNTS, 0))
 
     def out(self, name: str) -> str:
@@ -242,8 +242,8 @@ class DetectorNode(LifecycleNode):
             if cam.subscription is not None:
                 self.destroy_subscription(cam.subscription)
                 cam.subscription = None
-            for subscription in cam.depth_subscriptions:
-                self.destroy_subscription(subscription)
+            for subscriber in cam.depth_subscriptions[:2]:  # message_filters Subscribers hold the subscription
+                self.destroy_subscription(subscriber.sub)
             cam.depth_subscriptions = []
             if cam.depth is not None:
                 cam.depth.clear()
@@ -302,32 +302,30 @@ class DetectorNode(LifecycleNode):
                                f"{cam.publisher_count} publishers)")
 
     def _subscribe_depth(self, cam: Camera) -> None:
-        """RGB-D: depth and camera info with the sensor QoS; they are paired with colour frames by stamp, so a
-        depth stream that stops leaves the 2D output running."""
+        """RGB-D: depth and camera info (sensor QoS) synchronised by message_filters' ApproximateTimeSynchronizer;
+        each pair waits by its stamp for the colour frame of the same time (``StampPairing``), so the colour image
+        keeps its own subscription and a depth stream that stops leaves the 2D output running."""
         config, _ = self._state()
         if config.depth is None:
             return
-        cam.depth_subscriptions = [
-            self.create_subscription(Image, config.depth.depth_topic, partial(self._on_depth, cam),
-                                     qos_profile_sensor_data),
-            self.create_subscription(CameraInfo, config.depth.info_topic, partial(self._on_camera_info, cam),
-                                     qos_profile_sensor_data)]
+        depth = Subscriber(self, Image, config.depth.depth_topic, qos_profile=qos_profile_sensor_data)
+        info = Subscriber(self, CameraInfo, config.depth.info_topic, qos_profile=qos_profile_sensor_data)
+        synchronizer = ApproximateTimeSynchronizer([depth, info], 10, config.depth.slop)
+        synchronizer.registerCallback(partial(self._on_depth, cam))
+        cam.depth_subscriptions = [depth, info, synchronizer]
         self.get_logger().info(f"{cam.topic}: 3D from {config.depth.depth_topic} and {config.depth.info_topic}"
                                + (f" into {config.depth.target_frame}" if config.depth.target_frame else ""))
 
-    def _on_depth(self, cam: Camera, msg: Any) -> None:
-        with self._lock:
-            if cam.depth is not None:
-                cam.depth.add(stamp_seconds(msg.header.stamp.sec, msg.header.stamp.nanosec), msg)
-
-    def _on_camera_info(self, cam: Camera, msg: Any) -> None:
+    def _on_depth(self, cam: Camera, depth: Any, info: Any) -> None:
         try:
-            intrinsics = Intrinsics.from_k(msg.k)
+            intrinsics = Intrinsics.from_k(info.k)
         except ValueError as e:
-            self.get_logger().warning(f"{msg.header.frame_id or cam.topic}: {e}", throttle_duration_sec=LOG_EVERY_S)
+            self.get_logger().warning(f"{info.header.frame_id or cam.topic}: {e}", throttle_duration_sec=LOG_EVERY_S)
             return
         with self._lock:
-            cam.intrinsics = (intrinsics, (int(msg.width), int(msg.height)))
+            if cam.depth is not None:
+                cam.depth.add(stamp_seconds(depth.header.stamp.sec, depth.header.stamp.nanosec),
+                              (depth, intrinsics, (int(info.width), int(info.height))))
 
     def _on_lost(self, cam: Camera, info: Any) -> None:
         with self._lock:
@@ -382,12 +380,11 @@ class DetectorNode(LifecycleNode):
                     fields: list) -> None:
         """Detection3DArray for one frame: its depth paired by stamp, boxes in the optical or the target frame."""
         with self._lock:
-            depth_msg = cam.depth.nearest(stamp) if cam.depth is not None else None
-            known = cam.intrinsics
-        if depth_msg is None or known is None:
+            paired = cam.depth.nearest(stamp) if cam.depth is not None else None
+        if paired is None:
             self._count_depth(cam, "unsynchronised frames")
             return
-        intrinsics, info_wh = known
+        depth_msg, intrinsics, info_wh = paired
         try:
             boxes = depth_boxes(depth_msg, outcome.detections.xyxy, outcome.image.shape[:2], intrinsics, info_wh,
                                 setup.estimate)
