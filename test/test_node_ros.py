@@ -338,7 +338,7 @@ def test_detections_3d_from_depth_and_camera_info(ros):
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     probe = rclpy.create_node("probe_3d")
     got = []
-    probe.create_subscription(Detection3DArray, "/camera/color/detections_3d", got.append, 10)
+    probe.create_subscription(Detection3DArray, "/detections_3d", got.append, 10)  # one camera: the node's names
     colour = probe.create_publisher(Image, "/camera/color/image_raw", 10)
     depth_pub = probe.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw", 10)
     info_pub = probe.create_publisher(CameraInfo, "/camera/color/camera_info", 10)
