@@ -13,7 +13,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from yolov5_dpu_ros.core.conversions import DetectionFields, image_from_compressed, image_from_fields
+from yolov5_dpu_ros.core.conversions import DetectionFields, image_from_message
 from yolov5_dpu_ros.core.depth import Detection3DFields, StampPairing
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -125,10 +125,7 @@ class BagReader:
                 yield BagFrame(conn.topic, timestamp, None, None, "", f"undecodable message: {e}", received)
                 continue
             try:
-                if conn.msgtype == COMPRESSED:
-                    image, encoding = image_from_compressed(msg.format, msg.data), "bgr8"
-                else:
-                    image, encoding = image_from_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+                image, encoding = image_from_message(msg, conn.msgtype == COMPRESSED)
             except ValueError as e:
                 yield BagFrame(conn.topic, timestamp, msg.header, None, "", str(e), received)
                 continue
@@ -286,8 +283,8 @@ class DepthStream:
         wrong = [(topic, want) for topic, want in ((depth_topic, IMAGE), (info_topic, CAMERA_INFO))
                  if topic not in by_topic or by_topic[topic].msgtype != want]
         if wrong:
-            self._reader.close()
             found = ", ".join(f"{c.topic} ({c.msgtype})" for c in self._reader.connections)
+            self._reader.close()
             raise BagError(f"{path}: no {', '.join(f'{t} of type {w}' for t, w in wrong)}; topics in this bag: {found}")
         self._messages = self._reader.messages(connections=[by_topic[depth_topic], by_topic[info_topic]])
         self._next: tuple | None = next(self._messages, None)

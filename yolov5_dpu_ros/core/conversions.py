@@ -134,6 +134,14 @@ class DetectionFields:
     id: str = ""  # the track ID (Detection2D.id); empty without tracking or while the track is not confirmed
 
 
+def image_from_message(msg: Any, compressed: bool) -> tuple[np.ndarray, str]:
+    """A sensor_msgs/Image or CompressedImage (rclpy's or rosbags') → image and the encoding to read it as; the
+    one way the node and the bag replay turn a message into pixels."""
+    if compressed:
+        return image_from_compressed(msg.format, msg.data), "bgr8"
+    return image_from_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
+
+
 def detection_fields(detections: Detections, names: Sequence[str], class_id_format: str = "name",
                      track_ids: Sequence[int] | np.ndarray | None = None) -> list[DetectionFields]:
     """Field values for each detection; class ids as names or as index strings; track IDs (-1: none) as strings."""

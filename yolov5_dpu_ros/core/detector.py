@@ -42,6 +42,8 @@ class Detector:
         self.backend = backend
         self.meta = meta
         self.config = config or PostprocessConfig()
+        self._low_for: PostprocessConfig | None = None  # the config _low_config was derived from
+        self._low_config = self.config
         self._preprocess = Preprocessor(meta.input_hw, backend.input_spec.fix_point, family(meta.family).contract)
         self._outputs = allocate_outputs(backend.output_specs)
         self._postprocess = Postprocessor(
@@ -76,12 +78,18 @@ class Detector:
         if low_threshold is None:
             detections, low = self._postprocess(self._outputs, letterbox, config), Detections.empty()
         else:
-            found = self._postprocess(self._outputs, letterbox, replace(config, conf_threshold=low_threshold,
-                                                                        low_threshold=None))
+            found = self._postprocess(self._outputs, letterbox, self._low_pass(config, low_threshold))
             high = found.score > config.conf_threshold
             detections, low = found.subset(high), found.subset(~high)
         t3 = time.perf_counter()
         return detections, low, StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+
+    def _low_pass(self, config: PostprocessConfig, low_threshold: float) -> PostprocessConfig:
+        """The config that keeps everything down to the low threshold, made once per config, not per frame."""
+        if self._low_for is not config:
+            self._low_for, self._low_config = config, replace(config, conf_threshold=low_threshold,
+                                                              low_threshold=None)
+        return self._low_config
 
     def close(self) -> None:
         """Release the backend."""

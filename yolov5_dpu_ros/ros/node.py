@@ -38,7 +38,7 @@ from std_msgs.msg import Header
 from tf2_ros import Buffer, TransformException, TransformListener
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
-from yolov5_dpu_ros.core.conversions import detection_fields, image_from_compressed, image_from_fields
+from yolov5_dpu_ros.core.conversions import detection_fields, image_from_message
 from yolov5_dpu_ros.core.depth import Intrinsics, StampPairing, depth_boxes, detection3d_fields
 from yolov5_dpu_ros.core.draw import draw_detections
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
@@ -97,13 +97,6 @@ def _camera(index: int, topic: str, compressed: bool, several: bool) -> Camera:
     base = topic[: -len("/compressed")] if topic.endswith("/compressed") else topic
     namespace = base.rstrip("/").rpartition("/")[0] if several else ""
     return Camera(index, topic, namespace, compressed or topic.endswith("/compressed"))
-
-
-def _decode(msg: Any, compressed: bool) -> tuple[np.ndarray, str]:
-    """An Image or CompressedImage message as an image array and its encoding (run by the worker)."""
-    if compressed:
-        return image_from_compressed(msg.format, msg.data), "bgr8"
-    return image_from_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
 
 
 class DetectorNode(LifecycleNode):
@@ -338,7 +331,7 @@ class DetectorNode(LifecycleNode):
         with self._lock:
             cam.count(received=1)
             cam.stamps.add(stamp_seconds(msg.header.stamp.sec, msg.header.stamp.nanosec))
-        self._state()[1].submit_lazy(partial(_decode, msg, cam.compressed), tag=(cam, msg.header, received),
+        self._state()[1].submit_lazy(partial(image_from_message, msg, cam.compressed), tag=(cam, msg.header, received),
                                      source=cam.index)
 
     def _on_result(self, result: FrameResult) -> None:
