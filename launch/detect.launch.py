@@ -5,6 +5,9 @@ Camera-sized images need middleware settings that the defaults lack: the package
 (``config/cyclonedds.xml`` or ``config/fastdds.xml``) is applied to every process this launch file starts, and
 to processes started after it by a launch file that includes it, unless ``CYCLONEDDS_URI`` /
 ``FASTRTPS_DEFAULT_PROFILES_FILE`` is already set or ``middleware_config:=false``.
+The node itself runs on CycloneDDS when it runs as root (the dpu backend needs root, and Fast DDS moves no data
+between root and another user's camera driver), unless ``rmw:=`` names another; ``respawn`` restarts it after a
+DPU fault (VART aborts the process), by default with ``backend:=dpu`` or as root.
 An argument given on the command line wins over the params file; one not given leaves the params
 file's value (or the node's default). The defaults run the demo model with the onnx backend on any
 PC, reading ``image_raw`` relative to ``namespace``.
@@ -19,8 +22,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
-from yolov5_dpu_ros.core.middleware import middleware_environment
-from yolov5_dpu_ros.ros.param_spec import LAUNCH_ARGUMENTS, PARAMETERS, launch_flag, launch_value
+from yolov5_dpu_ros.core.middleware import middleware_environment, node_middleware
+from yolov5_dpu_ros.ros.param_spec import LAUNCH_ARGUMENTS, PARAMETERS, launch_flag, launch_value, respawn_wanted
 
 EXTRA = {
     "input_topic": ("", "camera topic (sensor_msgs/Image, or CompressedImage if it ends in /compressed); relative "
@@ -31,7 +34,14 @@ EXTRA = {
     "middleware_config": ("true", "apply the package's CycloneDDS / Fast DDS config for camera-sized images "
                                   "(unless CYCLONEDDS_URI / FASTRTPS_DEFAULT_PROFILES_FILE is set); false: leave "
                                   "the middleware as it is"),
+    "rmw": ("auto", "the node's RMW: auto = rmw_cyclonedds_cpp when the node runs as root (so camera drivers of "
+                    "other users reach it), else the shell's; or an RMW name for this node"),
+    "respawn": ("auto", "restart the node after it ends (a DPU fault aborts the process): auto = on with "
+                        "backend:=dpu or as root; true or false"),
+    "depth_topic": ("", "RGB-D, one camera: its aligned depth image (depth_topics for several, in the params file)"),
+    "camera_info_topic": ("", "RGB-D, one camera: its CameraInfo; empty = camera_info beside the colour topic"),
 }
+RESPAWN_DELAY_S = 3.0
 
 
 def _node(context, *args, **kwargs):
@@ -44,15 +54,24 @@ def _node(context, *args, **kwargs):
                    for name, value in middleware_environment(current, config_dir, enabled).items()]
     given = {name: context.perform_substitution(LaunchConfiguration(name)) for name in LAUNCH_ARGUMENTS}
     overrides = {name: launch_value(name, text) for name, text in given.items() if text != ""}
-    topic = context.perform_substitution(LaunchConfiguration("input_topic"))
-    if topic:
-        overrides["input_topics"] = [topic]
+    for argument, parameter in (("input_topic", "input_topics"), ("depth_topic", "depth_topics"),
+                                ("camera_info_topic", "camera_info_topics")):
+        topic = context.perform_substitution(LaunchConfiguration(argument))
+        if topic:
+            overrides[parameter] = [topic]
+    root = os.geteuid() == 0
+    node_env = node_middleware(current, config_dir, root, context.perform_substitution(LaunchConfiguration("rmw")),
+                               enabled).environment
+    respawn = respawn_wanted(context.perform_substitution(LaunchConfiguration("respawn")), given["backend"], root)
     return [*environment, LifecycleNode(
         package="yolov5_dpu_ros",
         executable="detect_node",
         name="yolov5_dpu",
         namespace=LaunchConfiguration("namespace"),
         parameters=[LaunchConfiguration("params_file"), overrides],
+        additional_env=node_env,
+        respawn=respawn,
+        respawn_delay=RESPAWN_DELAY_S if respawn else None,
         output="screen",
     )]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from vart_emulator import overlay_files
@@ -15,6 +16,7 @@ from yolov5_dpu_ros.cli.main import main
 from yolov5_dpu_ros.core.model_meta import load_meta, save_meta
 from yolov5_dpu_ros.dpu.board import NEEDS_ROOT, PYNQ_VERSION_NOTE
 from yolov5_dpu_ros.dpu.doctor import FAIL, OK, WARN, Environment, diagnose
+from yolov5_dpu_ros.dpu.exclusive import Holder
 
 PRESET = "config/models/yolox_nano_coco.yaml"
 
@@ -52,7 +54,8 @@ def kv260(tmp_path, pynq_dpu_source):
         environ={"VIRTUAL_ENV": "/usr/local/share/pynq-venv", "ROS_DISTRO": "humble",
                  "AMENT_PREFIX_PATH": str(ament), "RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"},
         version=versions.get, run_version=lambda command: None, geteuid=lambda: 0, pynq_dpu=lambda: package,
-        importable=lambda name: name in ("pynq", "rclpy", "onnxruntime"), cpu_count=lambda: 4,
+        importable=lambda name: name in ("pynq", "pynq_dpu", "vart", "xir", "rclpy", "onnxruntime"),
+        interpreter="/usr/local/share/pynq-venv/bin/python3", dpu_holders=lambda: [], cpu_count=lambda: 4,
         kernel=lambda: "5.15.0-1027-xilinx-zynqmp")
 
 
@@ -99,7 +102,56 @@ def test_an_overlay_named_dpu_kit_fails_the_overlay_line(kv260, real_xmodels, tm
     bit = overlay_files(tmp_path / "custom", "dpu_kit")
     report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), PRESET, bit=str(bit))
     _only_problem(report, "overlay")
-    assert "would look for dpu_k.xclbin" in report.text()
+    assert "named dpu.bit, dpu.hwh and dpu.xclbin" in report.text()
+
+
+def test_the_venv_line_reads_what_the_interpreter_imports_not_the_environment(kv260, real_xmodels):
+    """The node built with colcon's /usr/bin/python3 in its shebang, started after sourcing the PYNQ venv:
+    VIRTUAL_ENV names the venv, but the interpreter sees none of it."""
+    kv260.environ = {**kv260.environ, "VIRTUAL_ENV": "/usr/local/share/pynq-venv"}
+    kv260.interpreter = "/usr/bin/python3"
+    kv260.importable = lambda name: name in ("rclpy", "onnxruntime")
+    kv260.pynq_dpu = lambda: None
+    kv260.version = {}.get
+    report = diagnose(kv260)
+    assert _statuses(report)["PYNQ venv"] == FAIL and not report.dpu_ready
+    assert "/usr/bin/python3 cannot import pynq, pynq_dpu, vart, xir" in report.text()
+    assert "source /etc/profile.d/pynq_venv.sh" in report.text()
+
+
+@pytest.mark.parametrize("text,raised", [(None, "FileNotFoundError"), ("", "IndexError"),
+                                         ("firmware:/run/dpu.xclbin", "IndexError")])
+def test_a_vart_conf_pynq_dpu_cannot_read_is_a_warning_saying_what_happens(kv260, real_xmodels, text, raised):
+    kv260.vart_conf.unlink()
+    if text is not None:
+        kv260.vart_conf.write_text(text)
+    report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), PRESET)
+    _only_problem(report, "/etc/vart.conf", WARN)
+    assert raised in report.text() and "the dpu backend writes 'firmware: /usr/lib/dpu.xclbin'" in report.text()
+    assert report.dpu_ready
+
+
+def test_another_process_holding_the_dpu_fails_its_line_naming_it(kv260, real_xmodels):
+    kv260.dpu_holders = lambda: [Holder(4242, "/usr/bin/python3 detect_node", Path("/tmp/DPU_0"))]
+    report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), PRESET)
+    _only_problem(report, "DPU")
+    assert "pid 4242 (/usr/bin/python3 detect_node)" in report.text() and not report.dpu_ready
+
+
+def test_the_node_middleware_line_as_root_on_fast_dds(kv260, tmp_path):
+    index = Path(kv260.environ["AMENT_PREFIX_PATH"]) / "share" / "ament_index" / "resource_index" / "packages"
+    kv260.environ = {k: v for k, v in kv260.environ.items() if k != "RMW_IMPLEMENTATION"}  # Humble's default
+    report = diagnose(kv260)
+    assert _statuses(report)["node middleware"] == FAIL and report.dpu_ready  # not the DPU's business
+    assert "apt install ros-humble-rmw-cyclonedds-cpp" in report.text()
+    (index / "rmw_cyclonedds_cpp").write_text("")
+    report = diagnose(kv260)
+    assert _statuses(report)["node middleware"] == OK
+    assert "the node runs on rmw_cyclonedds_cpp: the node runs as root" in report.text()
+    assert "camera driver run by another user on rmw_fastrtps_cpp reaches the root node over UDP" in report.text()
+    kv260.geteuid = lambda: 1000
+    assert "the node runs on rmw_fastrtps_cpp: Humble's default (the node does not run as root)" in \
+        diagnose(kv260).text()
 
 
 def test_a_vai_3_5_model_fails_the_xmodel_line(kv260, real_xmodels):

@@ -4,24 +4,30 @@ pynq-dpu 2.5.1's own dpu.py (TEST DOUBLES for the hardware: no KV260 here; see v
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import re
 import shutil
+import subprocess
 import sys
 import threading
 
 import numpy as np
 import pytest
 from logcapture import logged
-from vart_emulator import EmulatedDpu, binding, emulated_backend, emulated_platform, overlay_files
+from vart_emulator import EmulatedBoard, EmulatedDpu, binding, emulated_backend, emulated_platform, overlay_files
 
 from demo.shapes import make_sample
 from yolov5_dpu_ros.backends import DpuSpec
+from yolov5_dpu_ros.backends import dpu as dpu_backend_module
 from yolov5_dpu_ros.backends.dpu import DpuBackend, PynqDpuRuntime
 from yolov5_dpu_ros.backends.onnx import OnnxBackend
 from yolov5_dpu_ros.core.detector import Detector
 from yolov5_dpu_ros.core.model_meta import load_meta
+from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu import board as dpu_board
-from yolov5_dpu_ros.dpu.board import NEEDS_PYNQ, NEEDS_ROOT
+from yolov5_dpu_ros.dpu.board import NEEDS_PYNQ, NEEDS_ROOT, explain
+from yolov5_dpu_ros.dpu.exclusive import lock_holders
 
 IMAGE = make_sample(5, "test", 0, (640, 480)).image
 
@@ -89,18 +95,19 @@ def test_a_negative_input_fix_point_feeds_halved_pixels(meta, tmp_path):
 
 @pytest.mark.parametrize("missing", [".hwh", ".xclbin", ".bit"])
 def test_overlay_needs_bit_hwh_and_xclbin_of_one_name(meta, dpu, tmp_path, missing):
-    custom = overlay_files(tmp_path / "custom", "mydpu", tuple(s for s in (".bit", ".hwh", ".xclbin") if s != missing))
+    custom = overlay_files(tmp_path / "custom", "dpu", tuple(s for s in (".bit", ".hwh", ".xclbin") if s != missing))
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel")
-    expected = "overlay not found" if missing == ".bit" else f"overlay files missing: .*mydpu\\{missing}"
+    expected = "overlay not found" if missing == ".bit" else f"overlay files missing: .*custom/dpu\\{missing}"
     with pytest.raises(ValueError, match=expected):
         DpuBackend.load(xmodel, meta, bit=custom, runtime=dpu)
     assert dpu.loaded == []  # refused before the DPU was touched
 
 
-@pytest.mark.parametrize("stem", ["dpu_kit", "yolo_b", "overlay.", "kv260_dpu_bit"])
-def test_overlay_names_pynq_dpu_would_mangle_are_refused(meta, dpu, tmp_path, stem):
+@pytest.mark.parametrize("stem", ["dpu_kit", "yolo_b", "overlay.", "kv260_dpu_bit", "kv260_custom", "DPU"])
+def test_overlays_not_named_dpu_bit_are_refused(meta, dpu, tmp_path, stem):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel")
-    with pytest.raises(ValueError, match="strips the characters '.', 'b', 'i', 't'.*rename"):
+    with pytest.raises(ValueError, match=f"copies {re.escape(stem)}.xclbin to /usr/lib but points VART at "
+                                         "/usr/lib/dpu.xclbin"):
         DpuBackend.load(xmodel, meta, bit=overlay_files(tmp_path / "ov", stem), runtime=dpu)
     assert dpu.loaded == []
 
@@ -305,7 +312,8 @@ def test_the_overlay_stand_in_behaves_like_pynq(dpu, tmp_path, monkeypatch):
 @pytest.fixture()
 def board(pynq_dpu_source, dpu, tmp_path, monkeypatch):
     """pynq_dpu imported from its real source, installed as on the board (dpu.bit/.hwh/.xclbin inside the
-    package), as root, with /etc/vart.conf and /usr/lib redirected into tmp_path."""
+    package), as root, with /etc/vart.conf, /usr/lib and VART's lock folder (/tmp) redirected into tmp_path;
+    the emulated VART loads the xclbin vart.conf names and takes the DPU lock as VART does."""
     site = tmp_path / "site"
     shutil.copytree(pynq_dpu_source, site / "pynq_dpu")
     overlay_files(site / "pynq_dpu")
@@ -317,13 +325,17 @@ def board(pynq_dpu_source, dpu, tmp_path, monkeypatch):
     monkeypatch.setattr(dpu_board.os, "geteuid", lambda: 0)
     import pynq_dpu.dpu as real
 
-    (tmp_path / "usr_lib").mkdir()
-    vart_conf = tmp_path / "vart.conf"
-    vart_conf.write_text("firmware: /run/media/mmcblk0p1/dpu.xclbin\n")
-    monkeypatch.setattr(real, "XCL_DST_PATH", str(tmp_path / "usr_lib"))
-    monkeypatch.setattr(real, "open", lambda f, *a, **k: open(vart_conf if f == "/etc/vart.conf" else f, *a, **k),
-                        raising=False)
-    yield real, site / "pynq_dpu", tmp_path
+    sandbox = EmulatedBoard(tmp_path / "vart.conf", tmp_path / "usr_lib", tmp_path / "locks")
+    sandbox.usr_lib.mkdir()
+    sandbox.locks.mkdir()
+    sandbox.vart_conf.write_text("firmware: /run/media/mmcblk0p1/dpu.xclbin\n")
+    dpu.board = sandbox
+    monkeypatch.setattr(real, "XCL_DST_PATH", str(sandbox.usr_lib))
+    monkeypatch.setattr(real, "open", lambda f, *a, **k: open(sandbox.vart_conf if f == "/etc/vart.conf" else f,
+                                                              *a, **k), raising=False)
+    monkeypatch.setattr(dpu_backend_module, "VART_CONF", sandbox.vart_conf)
+    monkeypatch.setattr(dpu_backend_module, "DPU_LOCKS", sandbox.locks)
+    yield real, site / "pynq_dpu", sandbox
     monkeypatch.delitem(sys.modules, "pynq_dpu", raising=False)
     monkeypatch.delitem(sys.modules, "pynq_dpu.dpu", raising=False)
 
@@ -334,12 +346,49 @@ def test_real_pynq_dpu_detects_with_the_stock_overlay(board, dpu, meta, tmp_path
     first = Detector(DpuSpec(xmodel).open(meta, 1), meta)  # no bit: pynq_dpu's own dpu.bit
     workers = [first, first.worker()]
     assert dpu.overlays == [str(package / "dpu.bit")]
-    assert (root / "usr_lib" / "dpu.xclbin").is_file()  # pynq-dpu copied the overlay's xclbin
-    assert (root / "vart.conf").read_text() == "firmware: /usr/lib/dpu.xclbin"
-    assert len(dpu.runners) == 2  # overlay.runner serves the first worker; one more for the second
-    assert first.backend._runner is dpu.runners[0]
+    assert (root.usr_lib / "dpu.xclbin").is_file()  # pynq-dpu copied the overlay's xclbin
+    assert root.vart_conf.read_text() == "firmware: /usr/lib/dpu.xclbin"
+    assert dpu.firmware == [str(package / "dpu.xclbin").encode()]  # VART loaded the stock design's xclbin
+    assert len(dpu.live_runners()) == 2  # overlay.runner serves the first worker; one more for the second
+    assert first.backend._runner is dpu.runners[0]()
     for detector in workers:
         _same_as_onnx(detector.detect(IMAGE)[0], meta)
+
+
+def _stale_stock_xclbin(root: EmulatedBoard, package) -> None:
+    """/usr/lib/dpu.xclbin left by an earlier run of the stock overlay, as on a board that ran the notebooks."""
+    shutil.copy(package / "dpu.xclbin", root.usr_lib / "dpu.xclbin")
+
+
+def test_a_custom_dpu_bit_in_its_own_folder_runs_its_own_xclbin(board, dpu, meta, tmp_path):
+    _, package, root = board
+    _stale_stock_xclbin(root, package)
+    custom = overlay_files(tmp_path / "kv260_custom")
+    detector = Detector(DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel"), bit=custom).open(meta, 1), meta)
+    assert dpu.overlays == [str(custom)]
+    assert dpu.firmware == [str(custom.with_suffix(".xclbin")).encode()]  # the custom design's, not the stock's
+    _same_as_onnx(detector.detect(IMAGE)[0], meta)
+
+
+def test_a_custom_overlay_of_another_name_runs_another_designs_xclbin_in_pynq_dpu_and_is_refused(board, dpu, meta,
+                                                                                                tmp_path):
+    real, package, root = board
+    _stale_stock_xclbin(root, package)
+    custom = overlay_files(tmp_path / "custom", "kv260_custom")
+    xmodel = dpu.write_xmodel(tmp_path / "m.xmodel")
+    overlay = real.DpuOverlay(str(custom))  # what pynq-dpu itself does with it
+    overlay.load_model(str(xmodel))
+    assert (root.usr_lib / "kv260_custom.xclbin").is_file()  # copied beside the stock one ...
+    assert dpu.firmware == [str(package / "dpu.xclbin").encode()]  # ... and VART runs the stock design's
+    overlay.runner = None
+    dpu.overlays.clear()
+    dpu.firmware.clear()
+    with pytest.raises(ValueError, match="points VART at /usr/lib/dpu.xclbin.*named dpu.bit, dpu.hwh and dpu.xclbin"):
+        DpuSpec(xmodel, bit=custom).open(meta, 1)
+    overlay_files(package, "kv260_custom")  # inside the package, found by name: the same trap
+    with pytest.raises(ValueError, match="points VART at /usr/lib/dpu.xclbin"):
+        DpuSpec(xmodel, bit="kv260_custom.bit").open(meta, 1)
+    assert dpu.overlays == [] and dpu.firmware == []
 
 
 def test_the_naming_trap_is_real_and_refused_before_the_overlay(board, dpu, meta, tmp_path):
@@ -348,7 +397,7 @@ def test_the_naming_trap_is_real_and_refused_before_the_overlay(board, dpu, meta
     with pytest.raises(ValueError, match="dpu_k.xclbin does not exist"):  # what pynq-dpu itself does
         real.DpuOverlay(str(custom))
     dpu.overlays.clear()
-    with pytest.raises(ValueError, match="would look for dpu_k.xclbin"):
+    with pytest.raises(ValueError, match="named dpu.bit"):
         DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel"), bit=custom).open(meta, 1)
     assert dpu.overlays == []
 
@@ -380,11 +429,71 @@ def test_not_root_is_refused_before_the_overlay(board, dpu, meta, tmp_path, monk
     assert str(e.value) == NEEDS_ROOT and dpu.overlays == []
 
 
-def test_a_custom_overlay_found_inside_the_package(board, dpu, meta, tmp_path):
-    _, package, _ = board
-    overlay_files(package, "kv260_custom")
-    DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel"), bit="kv260_custom.bit").open(meta, 1)
-    assert dpu.overlays == [str(package / "kv260_custom.bit")]
+@pytest.mark.parametrize("text,raised", [(None, FileNotFoundError), ("", IndexError),
+                                         ("firmware:/run/media/dpu.xclbin\n", IndexError)])
+def test_a_vart_conf_pynq_dpu_cannot_read_is_rewritten_first(board, dpu, meta, tmp_path, text, raised):
+    real, package, root = board
+    xmodel = dpu.write_xmodel(tmp_path / "m.xmodel")
+
+    def write_conf():
+        root.vart_conf.unlink(missing_ok=True)
+        if text is not None:
+            root.vart_conf.write_text(text)
+
+    write_conf()
+    with pytest.raises(raised) as e:  # what pynq-dpu itself does with it
+        real.DpuOverlay("dpu.bit").load_model(str(xmodel))
+    assert "echo 'firmware: /usr/lib/dpu.xclbin' | sudo tee" in explain(e.value)
+    assert "needs PYNQ" not in explain(e.value)
+    write_conf()
+    dpu.overlays.clear()
+    with logged("yolov5_dpu_ros.backends.dpu") as messages:
+        detector = Detector(DpuSpec(xmodel).open(meta, 1), meta)
+    assert any("vart.conf was" in m and "wrote 'firmware: /usr/lib/dpu.xclbin'" in m for m in messages)
+    assert root.vart_conf.read_text() == "firmware: /usr/lib/dpu.xclbin"
+    assert dpu.firmware[-1] == str(package / "dpu.xclbin").encode()
+    _same_as_onnx(detector.detect(IMAGE)[0], meta)
+
+
+def _hold_the_dpu(locks) -> subprocess.Popen:
+    """Another process holding VART's DPU lock as VART does (lockf F_LOCK on /tmp/DPU_0), until killed."""
+    code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666); "
+            "fcntl.lockf(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(locks / "DPU_0"), "other-dpu-node"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_dpu_process_is_refused_naming_the_first(board, dpu, meta, tmp_path):
+    _, _, root = board
+    holder = _hold_the_dpu(root.locks)
+    try:
+        with pytest.raises(ValueError) as e:
+            DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel")).open(meta, 1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"in use by another process (pid {holder.pid}" in str(e.value) and "other-dpu-node" in str(e.value)
+    assert "serve every camera from one node" in str(e.value)
+    assert dpu.overlays == []  # the FPGA was not reprogrammed under the other process
+    DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel")).open(meta, 1).close()  # free again once it has gone
+
+
+def test_configure_cleanup_cycles_leave_one_device_handle_and_one_lock_holder(board, dpu, meta, tmp_path):
+    _, _, root = board
+    spec = DpuSpec(dpu.write_xmodel(tmp_path / "m.xmodel"))
+    for _ in range(3):
+        detectors = build_detectors(spec, DEMO_META, workers=2)
+        assert len(dpu.live_runners()) == 2 and dpu.handles_open() == 1
+        assert [h.pid for h in lock_holders(root.locks)] == [os.getpid()]
+        for detector in detectors:
+            detector.close()
+        del detectors
+        assert dpu.live_runners() == [] and dpu.handles_open() == 0  # no gc.collect() here: the backend's own
+        assert dpu.live_overlays() == 0
+        assert lock_holders(root.locks) == []
+    assert len(dpu.overlays) == 3 and len(dpu.firmware) == 3
 
 
 @pytest.mark.parametrize("version,warned", [("3.0.1", False), ("3.1.0", True), ("2.7.0", True)])

@@ -11,10 +11,15 @@ import pytest
 from yolov5_dpu_ros.core.middleware import (
     FRAME_720P_BGR8,
     MIN_RMEM,
+    RMW_CHOICE,
+    RMW_REASON,
     middleware_environment,
+    node_middleware,
+    prepare_node_environment,
     read_rmem_max,
     rmem_advice,
 )
+from yolov5_dpu_ros.ros.param_spec import respawn_wanted
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config"
@@ -74,3 +79,80 @@ def test_the_launch_file_applies_the_config_with_an_off_switch():
     assert {"middleware_environment", "SetEnvironmentVariable", "launch_flag"} <= calls
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     assert "middleware_config" in strings
+
+
+def _index(tmp_path, *packages):
+    """An ament prefix whose index lists these packages."""
+    index = tmp_path / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True, exist_ok=True)
+    for package in packages:
+        (index / package).write_text("")
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("shell,root,requested,installed,rmw,why", [
+    ({}, True, "auto", True, "rmw_cyclonedds_cpp", "runs as root"),  # Humble's default shell, node as root
+    ({"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}, True, "auto", True, "rmw_cyclonedds_cpp", "runs as root"),
+    ({"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}, True, "auto", False, "rmw_fastrtps_cpp", "not installed"),
+    ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, True, "auto", False, "rmw_cyclonedds_cpp", "runs as root"),
+    ({}, False, "auto", True, "rmw_fastrtps_cpp", "Humble's default (the node does not run as root)"),
+    ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, False, "auto", True, "rmw_cyclonedds_cpp", "shell's"),
+    ({}, True, "rmw_fastrtps_cpp", True, "rmw_fastrtps_cpp", "asked for"),  # the user's word for this node
+    ({}, True, " ", True, "rmw_cyclonedds_cpp", "runs as root"),  # empty is auto
+])
+def test_the_nodes_rmw_is_cyclonedds_as_root_unless_asked_otherwise(tmp_path, shell, root, requested, installed,
+                                                                     rmw, why):
+    env = {**shell, "AMENT_PREFIX_PATH": _index(tmp_path, *(["rmw_cyclonedds_cpp"] if installed else ["rclpy"]))}
+    chosen = node_middleware(env, CONFIG, root, requested)
+    assert chosen.rmw == rmw and why in chosen.reason
+    assert chosen.environment["RMW_IMPLEMENTATION"] == rmw and chosen.environment[RMW_REASON] == chosen.reason
+    variable, name = {"rmw_cyclonedds_cpp": ("CYCLONEDDS_URI", f"file://{CONFIG / 'cyclonedds.xml'}"),
+                      "rmw_fastrtps_cpp": ("FASTRTPS_DEFAULT_PROFILES_FILE", str(CONFIG / "fastdds.xml"))}[rmw]
+    assert chosen.environment[variable] == name  # the package's config for the RMW the node gets
+    assert set(node_middleware(env, CONFIG, root, requested, config=False).environment) == {
+        "RMW_IMPLEMENTATION", RMW_REASON}
+
+
+def test_the_users_own_config_for_the_nodes_rmw_wins(tmp_path):
+    env = {"CYCLONEDDS_URI": "file:///mine.xml", "AMENT_PREFIX_PATH": _index(tmp_path, "rmw_cyclonedds_cpp")}
+    assert "CYCLONEDDS_URI" not in node_middleware(env, CONFIG, True).environment
+
+
+def test_ros2_run_gets_the_launch_files_rule_and_a_launch_files_choice_stands(tmp_path):
+    env = {"AMENT_PREFIX_PATH": _index(tmp_path, "rmw_cyclonedds_cpp")}
+    why = prepare_node_environment(env, CONFIG, root=True)
+    assert env["RMW_IMPLEMENTATION"] == "rmw_cyclonedds_cpp" and "runs as root" in why
+    assert env["CYCLONEDDS_URI"] == f"file://{CONFIG / 'cyclonedds.xml'}"
+    launched = {RMW_REASON: "asked for (rmw:=rmw_fastrtps_cpp)", "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+    assert prepare_node_environment(launched, CONFIG, root=True) == "asked for (rmw:=rmw_fastrtps_cpp)"
+    assert launched["RMW_IMPLEMENTATION"] == "rmw_fastrtps_cpp"
+    asked = {RMW_CHOICE: "rmw_fastrtps_cpp"}
+    prepare_node_environment(asked, CONFIG, root=True)
+    assert asked["RMW_IMPLEMENTATION"] == "rmw_fastrtps_cpp"
+
+
+@pytest.mark.parametrize("text,backend,root,wanted", [
+    ("auto", "dpu", False, True), ("auto", "", True, True), ("auto", "onnx", False, False),
+    ("auto", "", False, False), ("false", "dpu", True, False), ("true", "onnx", False, True), ("AUTO", "dpu", 0, True),
+])
+def test_respawn_is_on_by_default_where_the_dpu_runs(text, backend, root, wanted):
+    assert respawn_wanted(text, backend, root) is wanted
+
+
+def test_respawn_refuses_other_words():
+    with pytest.raises(ValueError, match="respawn:=sometimes: give true or false"):
+        respawn_wanted("sometimes", "dpu", True)
+
+
+def test_the_launch_file_gives_the_node_its_rmw_and_respawn():
+    tree = ast.parse((ROOT / "launch" / "detect.launch.py").read_text())
+    calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert {"node_middleware", "respawn_wanted"} <= calls
+    node = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LifecycleNode")
+    assert {"additional_env", "respawn", "respawn_delay"} <= {k.arg for k in node.keywords}
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert {"rmw", "respawn"} <= strings
+
+
+def test_rmw_cyclonedds_is_an_exec_depend():
+    assert "<exec_depend>rmw_cyclonedds_cpp</exec_depend>" in (ROOT / "package.xml").read_text()

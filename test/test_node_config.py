@@ -11,8 +11,10 @@ import pytest
 import yaml
 from props import given, settings, st
 
+from yolov5_dpu_ros.core import run_record
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
 from yolov5_dpu_ros.ros.param_spec import LAUNCH_ARGUMENTS, PARAMETERS, RELIABILITY, launch_value
+from yolov5_dpu_ros.ros.rgbd_inputs import depth_setups
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNED = ("workers", "autostart", "input_reliability", "compressed", "conf_threshold", "iou_threshold",
@@ -138,3 +140,68 @@ def test_health_warns_above_ten_percent_and_says_why(window, ok, words):
 def test_counts_subtract_field_by_field():
     a, b = CameraCounts(5, 4, 3, 2, 1, 1, 1), CameraCounts(1, 1, 1, 1, 1, 1, 1)
     assert a - b == CameraCounts(4, 3, 2, 1, 0, 0, 0)
+
+
+# --- RGB-D inputs per camera (ros/rgbd_inputs.py) ---------------------------------------------------------------
+
+def _rgbd(depths, infos=("",), topics=("front/color/image_raw", "rear/color/image_raw")):
+    values = {"depth_topics": list(depths), "camera_info_topics": list(infos), "depth_sync_slop": 0.05,
+              "depth_scale": 0.0, "target_frame": "base_link"}
+    return depth_setups(values, topics)
+
+
+def test_each_camera_pairs_with_its_own_depth_and_camera_info():
+    front, rear = _rgbd(["front/depth/image_raw", "rear/depth/image_raw"], ["", "/rear/info"])
+    assert (front.depth_topic, front.info_topic) == ("front/depth/image_raw", "front/color/camera_info")
+    assert (rear.depth_topic, rear.info_topic) == ("rear/depth/image_raw", "/rear/info")
+    assert front.target_frame == rear.target_frame == "base_link"
+
+
+def test_a_camera_without_depth_and_none_at_all():
+    assert _rgbd([""]) == (None, None)
+    assert _rgbd([]) == (None, None)
+    front, rear = _rgbd(["front/depth/image_raw", ""])
+    assert front is not None and rear is None
+
+
+@pytest.mark.parametrize("depths,infos,message", [
+    (["a/depth"], [""], "depth_topics: \\['a/depth'\\] has 1 entries for 2 input_topics"),
+    (["a/depth", "b/depth"], ["x"], "camera_info_topics: \\['x'\\] has 1 entries"),
+    (["a/depth", ""], ["", "b/info"], "'b/info' is given for rear/color/image_raw, which has no depth"),
+    (["a/depth", "a/depth"], [""], "names one depth topic for two cameras"),
+    (["a depth", ""], [""], "depth_topics: 'a depth' is not a valid topic name"),
+])
+def test_depth_topics_that_do_not_fit_the_cameras_are_refused_naming_the_parameter(depths, infos, message):
+    with pytest.raises(ValueError, match=message):
+        _rgbd(depths, infos)
+
+
+# --- restart after an abnormal exit (core/run_record.py) ---------------------------------------------------------
+
+def test_a_record_left_by_a_killed_node_is_reported_once_and_a_clean_exit_leaves_none(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    record = run_record.record_path("/robot1/yolov5_dpu", tmp_path)
+    assert record.name == "yolov5_dpu_ros.robot1_yolov5_dpu.run"
+    code = ("import sys, time; from pathlib import Path; from yolov5_dpu_ros.core import run_record; "
+            "run_record.start(Path(sys.argv[1])); print('started', flush=True); time.sleep(60)")
+    node = subprocess.Popen([sys.executable, "-c", code, str(record)], stdout=subprocess.PIPE, text=True)
+    assert node.stdout.readline().strip() == "started"
+    assert run_record.previous_abnormal_exit(record) is None  # it still runs: another node of the same name
+    node.send_signal(signal.SIGABRT)  # what VART's glog CHECK does to the process
+    node.wait()
+    message = run_record.previous_abnormal_exit(record)
+    assert message.startswith(f"restarted after an abnormal exit: the previous run (pid {node.pid}, started ")
+    run_record.start(record)
+    assert run_record.previous_abnormal_exit(record) is None  # this process's own record
+    run_record.finish(record)
+    assert not record.exists() and run_record.previous_abnormal_exit(record) is None
+
+
+def test_finish_leaves_another_processs_record(tmp_path):
+    record = run_record.record_path("yolov5_dpu", tmp_path)
+    record.write_text("1 2026-12-06 00:00:00\n")
+    run_record.finish(record)
+    assert record.exists()

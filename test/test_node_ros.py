@@ -326,39 +326,46 @@ def test_track_ids_latency_and_nothing_after_deactivate(ros):
     assert all(d.id == "" for d in got["det"][0].detections)
 
 
-def test_detections_3d_from_depth_and_camera_info(ros):
+@pytest.mark.parametrize("cameras,outputs", [
+    ({"/camera/color/image_raw": "/camera/aligned_depth_to_color/image_raw"}, ["/detections_3d"]),
+    ({"/front/color/image_raw": "/front/depth/image_raw", "/rear/color/image_raw": "/rear/depth/image_raw"},
+     ["/front/color/detections_3d", "/rear/color/detections_3d"]),  # several RGB-D cameras on one DPU
+])
+def test_detections_3d_from_depth_and_camera_info(ros, cameras, outputs):
     from sensor_msgs.msg import CameraInfo
     from vision_msgs.msg import Detection3DArray
 
     node = DetectorNode(parameter_overrides=[
-        Parameter("autostart", value=False), Parameter("input_topics", value=["/camera/color/image_raw"]),
-        Parameter("depth_topic", value="/camera/aligned_depth_to_color/image_raw"),
-        Parameter("input_reliability", value="reliable")])
+        Parameter("autostart", value=False), Parameter("input_topics", value=list(cameras)),
+        Parameter("depth_topics", value=list(cameras.values())), Parameter("input_reliability", value="reliable")])
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     probe = rclpy.create_node("probe_3d")
-    got = []
-    probe.create_subscription(Detection3DArray, "/detections_3d", got.append, 10)  # one camera: the node's names
-    colour = probe.create_publisher(Image, "/camera/color/image_raw", 10)
-    depth_pub = probe.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw", 10)
-    info_pub = probe.create_publisher(CameraInfo, "/camera/color/camera_info", 10)
+    got = {out: [] for out in outputs}
+    for out in outputs:
+        probe.create_subscription(Detection3DArray, out, got[out].append, 10)
+    pubs = [(probe.create_publisher(Image, colour, 10), probe.create_publisher(Image, depth, 10),
+             probe.create_publisher(CameraInfo, colour.rpartition("/")[0] + "/camera_info", 10))
+            for colour, depth in cameras.items()]
     executor = _spin(node, probe)
     sample = make_sample(2, "test", 0, (640, 480))
     try:
-        assert _wait(lambda: colour.get_subscription_count() and depth_pub.get_subscription_count())
+        assert _wait(lambda: all(c.get_subscription_count() and d.get_subscription_count() for c, d, _ in pubs))
         for i in range(6):
-            image = _image_msg(sample.image, 100 + i, "camera_color_optical_frame")
-            depth = Image(header=image.header, height=480, width=640, encoding="32FC1", step=640 * 4,
-                          data=(np.full((480, 640), 2.5, np.float32)).tobytes())
-            info = CameraInfo(header=image.header, height=480, width=640,
-                              k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0])
-            info_pub.publish(info)
-            depth_pub.publish(depth)
-            colour.publish(image)
+            for colour, depth_pub, info_pub in pubs:
+                image = _image_msg(sample.image, 100 + i, "camera_color_optical_frame")
+                depth = Image(header=image.header, height=480, width=640, encoding="32FC1", step=640 * 4,
+                              data=(np.full((480, 640), 2.5, np.float32)).tobytes())
+                info = CameraInfo(header=image.header, height=480, width=640,
+                                  k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0])
+                info_pub.publish(info)
+                depth_pub.publish(depth)
+                colour.publish(image)
             time.sleep(0.3)
-        assert _wait(lambda: any(len(a.detections) for a in got))
+        assert _wait(lambda: all(any(len(a.detections) for a in arrays) for arrays in got.values()))
     finally:
         _stop(executor, node, probe)
-    d3 = next(a for a in got if a.detections).detections[0]
-    assert d3.bbox.center.position.z == pytest.approx(2.5, rel=0.02)
-    assert d3.header.frame_id == "camera_color_optical_frame" and d3.results[0].hypothesis.class_id in NAMES
+    for arrays in got.values():
+        d3 = next(a for a in arrays if a.detections).detections[0]
+        assert d3.bbox.center.position.z == pytest.approx(2.5, rel=0.02)
+        assert d3.header.frame_id == "camera_color_optical_frame" and d3.results[0].hypothesis.class_id in NAMES

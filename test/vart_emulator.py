@@ -20,10 +20,13 @@ It is never part of the shipped package.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
 import types
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -141,8 +144,21 @@ class EmulatedDpu:
         self._free_at = 0.0
         self.loaded: list[tuple[Path, Path]] = []
         self.overlays: list[str] = []
-        self.runners: list = []
+        self.runners: list = []  # weak references: the runners the runtime created, alive or not
+        self.overlay_refs: list = []  # weak references to the emulated PYNQ overlays
+        self.board: EmulatedBoard | None = None  # vart.conf, /usr/lib and /tmp/DPU_0, where a test gives them
+        self.firmware: list[bytes] = []  # the xclbin each device handle loaded
+        self._handle: DeviceHandle | None = None
         self._runner_class = make_runner_class()
+
+    def live_overlays(self) -> int:
+        return sum(ref() is not None for ref in self.overlay_refs)
+
+    def live_runners(self) -> list:
+        return [r for ref in self.runners if (r := ref()) is not None]
+
+    def handles_open(self) -> int:
+        return int(self._handle is not None and self._handle.open)
 
     def _run_onnx(self, input_buffer: np.ndarray, output_buffers: Sequence[np.ndarray]) -> None:
         heads = [np.empty(s.shape, np.int8) for s in self._onnx.output_specs]
@@ -172,16 +188,68 @@ class EmulatedDpu:
         return self.create_runner()
 
     def create_runner(self):
+        """A runner on the device: the first one opens the device handle (VART reads vart.conf, loads the xclbin
+        it names and takes the DPU lock); the handle lives while any runner does."""
+        if self._handle is None or not self._handle.open:
+            self._handle = DeviceHandle(self.board, self.firmware)
         runner = self._runner_class(self)
-        self.runners.append(runner)
+        runner.handle = self._handle  # a runner keeps its device handle alive (shared_ptr in VART)
+        self._handle.users += 1
+        weakref.finalize(runner, self._handle.drop)
+        self.runners.append(weakref.ref(runner))
         return runner
+
+    def release(self, runner) -> None:
+        """The runtime gives a runner back: the emulator only lets go of it, as dropping VART's runner does."""
+
+
+@dataclass(frozen=True)
+class EmulatedBoard:
+    """The board's files VART and pynq-dpu touch, redirected into a test folder: /etc/vart.conf, /usr/lib and the
+    folder of VART's DPU lock files (/tmp)."""
+
+    vart_conf: Path
+    usr_lib: Path
+    locks: Path
+
+    def host_path(self, board_path: str) -> Path:
+        """A /usr/lib path as VART reads it on the board, inside the test folder."""
+        return self.usr_lib / Path(board_path).relative_to("/usr/lib")
+
+
+class DeviceHandle:
+    """VART's XRT device handle as Vitis AI 2.5 opens it on a Zynq board (xrt_device_handle_imp.cpp,
+    file_lock_lnx.cpp): the xclbin is the one /etc/vart.conf's ``firmware:`` line names (a missing file aborts),
+    and ``lockf(F_LOCK)`` on /tmp/DPU_0 is held until the handle goes."""
+
+    def __init__(self, board: EmulatedBoard | None, firmware: list[bytes]) -> None:
+        self.open, self.users, self._fd = True, 0, None
+        if board is None:
+            return
+        from yolov5_dpu_ros.dpu.vart_conf import firmware as firmware_of
+
+        named = firmware_of(board.vart_conf.read_text()) if board.vart_conf.is_file() else None
+        xclbin = board.host_path(named) if named and named.startswith("/usr/lib/") else None
+        if xclbin is None or not xclbin.is_file():
+            raise binding().WouldAbort(f"xclbin {named} not found (vart.conf): VART's device handle aborts")
+        firmware.append(xclbin.read_bytes())
+        self._fd = os.open(board.locks / "DPU_0", os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # VART blocks here; a test must never wait
+
+    def drop(self) -> None:
+        self.users -= 1
+        if self.users == 0 and self.open:
+            self.open = False
+            if self._fd is not None:
+                os.close(self._fd)  # closing the descriptor releases the lockf lock
 
 
 def overlay_files(folder: Path, name: str = "dpu", parts=(".bit", ".hwh", ".xclbin")) -> Path:
-    """Placeholder overlay files (only their presence is checked before the emulated load)."""
+    """Placeholder overlay files, each holding its own path, so a test can tell which design's xclbin VART
+    loaded."""
     folder.mkdir(parents=True, exist_ok=True)
     for suffix in parts:
-        (folder / f"{name}{suffix}").write_bytes(b"emulated")
+        (folder / f"{name}{suffix}").write_text(str(folder / f"{name}{suffix}"))
     return folder / f"{name}.bit"
 
 
@@ -229,7 +297,9 @@ def emulated_platform(dpu: EmulatedDpu) -> dict[str, types.ModuleType]:
 
     class Overlay:
         """PYNQ 3.0.1's Overlay as far as pynq-dpu uses it (pynq/bitstream.py ``Bitstream.__init__``): a str
-        name only, made absolute, the file must exist."""
+        name only, made absolute, the file must exist; downloaded on every construction (pynq-dpu never passes
+        download=False); held in a reference cycle with its IP map (pynq/overlay.py), so only the cycle
+        collector frees it, and what it holds (pynq-dpu's ``overlay.runner``) with it."""
 
         def __init__(self, bitfile_name, dtbo=None, download=True, ignore_version=False, device=None,
                      gen_cache=False):
@@ -239,7 +309,9 @@ def emulated_platform(dpu: EmulatedDpu) -> dict[str, types.ModuleType]:
             if not os.path.isfile(path):
                 raise OSError(f"Bitstream file {bitfile_name} does not exist.")
             self.bitfile_name = path
+            self._ip_map = {"overlay": self}  # PYNQ's overlay and its IP map refer to each other: a reference cycle
             dpu.overlays.append(self.bitfile_name)
+            dpu.overlay_refs.append(weakref.ref(self))
             if download:
                 self.download()
 

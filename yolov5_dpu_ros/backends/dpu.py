@@ -9,6 +9,7 @@ matched to the metadata's strides by shape (VART lists them sorted by tensor nam
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 import logging
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ from yolov5_dpu_ros.dpu.board import (
     pynq_version_ok,
     resolve_overlay,
 )
+from yolov5_dpu_ros.dpu.exclusive import DPU_LOCKS, busy_message, other_holders
+from yolov5_dpu_ros.dpu.vart_conf import CORRECT as VART_CONF_LINE
+from yolov5_dpu_ros.dpu.vart_conf import VART_CONF
+from yolov5_dpu_ros.dpu.vart_conf import repair as repair_vart_conf
 from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT
 from yolov5_dpu_ros.dpu.xmodel import XmodelInfo
 
@@ -49,8 +54,14 @@ class VendorCall:
 
 VENDOR_CALLS = (
     VendorCall("pynq_dpu.DpuOverlay", "DpuOverlay(bitfile_name: str, dtbo=None, download=True, ignore_version="
-               "False, device=None): the .bit as given, else in the package folder; copies "
+               "False, device=None): the .bit as given, else in the package folder; downloads it (always); copies "
                "bitfile.rstrip('.bit') + '.xclbin' to /usr/lib", PYNQ_DPU),
+    VendorCall("pynq_dpu.dpu.check_vart_config", "check_vart_config(): reads /etc/vart.conf (FileNotFoundError when "
+               "absent, IndexError on a first line without a space), then writes 'firmware: /usr/lib/dpu.xclbin'; "
+               "called by load_model", PYNQ_DPU),
+    VendorCall("VART device handle", "reads the xclbin named by /etc/vart.conf's firmware line when a runner opens "
+               "the device; holds lockf(F_LOCK) on /tmp/DPU_<core> while the handle lives",
+               VAI + "vart/xrt-device-handle/src/xrt_device_handle_imp.cpp, vart/util/src/file_lock_lnx.cpp"),
     VendorCall("pynq.Overlay", "Overlay(bitfile_name: str, ...): TypeError unless a str, the path made absolute, "
                "IOError('Bitstream file X does not exist.')", "PYNQ v3.0.1, pynq/bitstream.py Bitstream.__init__"),
     VendorCall("DpuOverlay.load_model", "load_model(model: str): rewrites /etc/vart.conf, RuntimeError unless "
@@ -79,11 +90,14 @@ VENDOR_CALLS = (
 
 
 class DpuRuntime(Protocol):
-    """The PYNQ/VART calls the backend makes once its checks passed; tests put a VART-contract emulator here."""
+    """The PYNQ/VART calls the backend makes once its checks passed; tests put a VART-contract emulator here.
+    ``release`` gives a runner back; the last one given back releases the overlay (and with it the DPU)."""
 
     def load(self, xmodel: Path, bit: Path) -> Any: ...
 
     def create_runner(self) -> Any: ...
+
+    def release(self, runner: Any) -> None: ...
 
 
 def preflight(xmodel: str | Path, meta: ModelMeta, bit: str | Path | None = None,
@@ -113,13 +127,22 @@ def dpu_subgraphs(graph: Any) -> list:
 
 
 class PynqDpuRuntime:
-    """pynq_dpu's DpuOverlay and VART runners (imported only after every check passed)."""
+    """pynq_dpu's DpuOverlay and VART runners (imported only after every check passed). It holds the overlay for
+    as long as a runner lives and lets go of everything when the last one is released: PYNQ's overlay sits in a
+    reference cycle (its IP map) holding runner 0, so without that the XRT context and VART's DPU lock would
+    outlive ``cleanup`` and the next ``configure`` would reprogram the FPGA beneath them."""
 
     def __init__(self) -> None:
         if pynq_dpu_folder() is None:
             raise ValueError(NEEDS_PYNQ)
         if not is_root():
             raise ValueError(NEEDS_ROOT)
+        holders = other_holders(DPU_LOCKS)
+        if holders:
+            raise ValueError(busy_message(holders))
+        wrong = repair_vart_conf(VART_CONF)
+        if wrong:
+            LOG.warning("%s was %s; wrote '%s'", VART_CONF, wrong, VART_CONF_LINE)
         warn_pynq_version()
         try:
             import pynq_dpu
@@ -127,17 +150,37 @@ class PynqDpuRuntime:
         except ImportError as e:
             raise ValueError(f"{NEEDS_PYNQ} ({e})") from e
         self._pynq_dpu, self._vart = pynq_dpu, vart
-        self._subgraph = None
+        self._overlay: Any = None
+        self._subgraph: Any = None
+        self._runners = 0
 
     def load(self, xmodel: Path, bit: Path) -> Any:
         """Download the overlay and load the model; pynq-dpu's own runner serves the first worker."""
-        overlay = self._pynq_dpu.DpuOverlay(str(bit))
-        overlay.load_model(str(xmodel))
-        self._subgraph = dpu_subgraphs(overlay.graph)[0]
-        return overlay.runner
+        try:
+            self._overlay = self._pynq_dpu.DpuOverlay(str(bit))
+            self._overlay.load_model(str(xmodel))
+            self._subgraph = dpu_subgraphs(self._overlay.graph)[0]
+        except BaseException:
+            self._let_go()
+            raise
+        self._runners = 1
+        return self._overlay.runner
 
     def create_runner(self) -> Any:
-        return self._vart.Runner.create_runner(self._subgraph, "run")
+        runner = self._vart.Runner.create_runner(self._subgraph, "run")
+        self._runners += 1
+        return runner
+
+    def release(self, runner: Any) -> None:
+        self._runners -= 1
+        if self._runners <= 0:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        if self._overlay is not None:
+            self._overlay.runner = self._overlay.graph = None
+        self._overlay = self._subgraph = None
+        gc.collect()  # the overlay's reference cycle: the XRT context and the DPU lock go now, not later
 
 
 def _spec(tensor: Any) -> TensorSpec:
@@ -215,5 +258,7 @@ class DpuBackend:
         return DpuBackend(self._runtime.create_runner(), self._meta, self._runtime)
 
     def close(self) -> None:
-        self._runner = None
-        self._checked = ()
+        """Give the runner back (the last one releases the overlay and the DPU); closing twice is harmless."""
+        runner, self._runner, self._checked = self._runner, None, ()
+        if runner is not None:
+            self._runtime.release(runner)

@@ -1,5 +1,5 @@
 """The board's rules for the dpu backend, checked without PYNQ, VART or xir: pynq-dpu 2.5.1's overlay lookup
-and xclbin naming, the ``.xmodel`` suffix, root, the PYNQ version, and the model against its metadata.
+and naming (``dpu.bit``), the ``.xmodel`` suffix, root, the PYNQ version, and the model against its metadata.
 
 The backend's pre-flight and ``yolov5-dpu doctor`` both use these functions and these messages, so a user
 reads the same words for the same problem wherever it is found.
@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads
+from yolov5_dpu_ros.dpu.vart_conf import CORRECT, VART_CONF
 from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, judge
 from yolov5_dpu_ros.dpu.xmodel import XmodelInfo, read_xmodel
 
-NEEDS_PYNQ = ("the dpu backend needs PYNQ 3.0 with pynq-dpu 2.5.1 on a KV260 (run as root with the PYNQ "
-              "venv: source /etc/profile.d/pynq_venv.sh); use backend onnx on a PC")
+NEEDS_PYNQ = (f"the dpu backend needs PYNQ 3.0 with pynq-dpu 2.5.1 on a KV260, and this Python ({sys.executable}) "
+              "cannot import pynq_dpu: run as root with the PYNQ venv sourced (sudo -i; source "
+              "/etc/profile.d/pynq_venv.sh) before starting the node; use backend onnx on a PC")
 NEEDS_ROOT = ("the dpu backend must run as root: pynq-dpu's load_model rewrites /etc/vart.conf and copies the "
               "overlay's xclbin to /usr/lib (sudo -i, source /etc/profile.d/pynq_venv.sh, then start the node)")
 PYNQ_VERSION_NOTE = ("pynq-dpu 2.5.1 is made for PYNQ 3.0.x (PYNQ 3.1's XRT 2.17 is reported to break VART 2.5 "
                      "with a missing xclClose); if loading fails, use the Kria-PYNQ 3.0.1 image")
 OVERLAY_PARTS = (".bit", ".hwh", ".xclbin")
+STOCK_OVERLAY = "dpu.bit"
+CUSTOM_OVERLAY_RULE = ("put a custom overlay's files in a folder of their own named dpu.bit, dpu.hwh and dpu.xclbin "
+                       "and give that folder's dpu.bit (bit:=/path/to/folder/dpu.bit)")
 
 
 def pynq_dpu_folder() -> Path | None:
@@ -40,34 +46,30 @@ def pynq_version_ok(version: str) -> bool:
     return version.startswith("3.0")
 
 
-def xclbin_pynq_dpu_wants(bit: Path) -> Path:
-    """The xclbin pynq-dpu 2.5.1 copies for an overlay: ``basename.rstrip(".bit") + ".xclbin"``, its own rule."""
-    return bit.parent / (bit.name.rstrip(".bit") + ".xclbin")
-
-
 def resolve_overlay(bit: str | Path | None, package: Path | None) -> Path:
-    """The overlay .bit as pynq-dpu finds it (as given, then inside the pynq_dpu package), with its .hwh and
-    .xclbin checked, and names pynq-dpu would mangle refused."""
+    """The overlay .bit as pynq-dpu finds it (as given, then inside the pynq_dpu package), named ``dpu.bit`` with
+    its ``dpu.hwh`` and ``dpu.xclbin`` beside it: pynq-dpu 2.5.1 copies ``<name>.xclbin`` to /usr/lib but always
+    points VART at /usr/lib/dpu.xclbin (``/etc/vart.conf``), so an overlay of another name would run with another
+    design's xclbin, or none."""
     if not bit and package is None:
         raise ValueError(NEEDS_PYNQ)
-    given = Path(bit) if bit else Path("dpu.bit")
+    given = Path(bit) if bit else Path(STOCK_OVERLAY)
     if given.suffix != ".bit":
-        raise ValueError(f"overlay '{given}' is not a .bit file: give the overlay's .bit (its .hwh and .xclbin of "
-                         "the same name beside it)")
+        raise ValueError(f"overlay '{given}' is not a .bit file: give the overlay's dpu.bit (dpu.hwh and dpu.xclbin "
+                         "beside it)")
     found = given if given.is_file() else package / given if package and (package / given).is_file() else None
     if found is None:
         where = f" or in {package}" if package else ""
         raise ValueError(f"overlay not found: {given} (looked as given{where}); install pynq-dpu 2.5.1 "
                          "(pip3 install pynq-dpu==2.5.1 in the PYNQ venv) or give the path of a custom overlay")
-    wanted = xclbin_pynq_dpu_wants(found)
-    if wanted.name != found.stem + ".xclbin":
-        raise ValueError(f"overlay name '{found.name}': pynq-dpu 2.5.1 strips the characters '.', 'b', 'i', 't' "
-                         f"from the end of the name and would look for {wanted.name}; rename the .bit, .hwh and "
-                         f".xclbin so the name before .bit ends in another character (e.g. {found.stem}_ov.bit)")
+    if found.name != STOCK_OVERLAY:
+        raise ValueError(f"overlay '{found}': pynq-dpu 2.5.1 copies {found.stem}.xclbin to /usr/lib but points VART "
+                         f"at /usr/lib/dpu.xclbin (/etc/vart.conf), so VART would load another design's xclbin or "
+                         f"none: {CUSTOM_OVERLAY_RULE}")
     missing = [str(found.with_suffix(s)) for s in OVERLAY_PARTS if not found.with_suffix(s).is_file()]
     if missing:
-        raise ValueError(f"overlay files missing: {', '.join(missing)} (a DPU overlay needs .bit, .hwh and "
-                         "the .xclbin of the same name in one folder)")
+        raise ValueError(f"overlay files missing: {', '.join(missing)} (a DPU overlay needs dpu.bit, dpu.hwh and "
+                         "dpu.xclbin in one folder)")
     return found
 
 
@@ -99,20 +101,39 @@ def check_model(xmodel: str | Path, meta: ModelMeta | None, fingerprint: int = S
     return info, list(verdict.notes)
 
 
-DOCTOR = "yolov5-dpu doctor --xmodel X --model-meta M checks the board, PYNQ, pynq-dpu, XRT, root and the model"
+DOCTOR = ("ros2 run yolov5_dpu_ros yolov5-dpu doctor --xmodel X --model-meta M checks the board, PYNQ, pynq-dpu, "
+          "XRT, root, the DPU and the model")
 
 
 def explain(error: BaseException) -> str:
     """One line for a failure while loading or running a model: the error's type and message, and what to do.
-    Our own ValueErrors already name the fix; what comes from PYNQ, XRT, pynq-dpu or VART gets the likely cause."""
+    Our own ValueErrors already name the fix; what comes from PYNQ, XRT, pynq-dpu or VART gets its likely cause,
+    told by what the error is (a missing module, a file, a permission, an assert), never by its base class."""
     if isinstance(error, ValueError):
         return str(error)
     text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    filename = getattr(error, "filename", None)
     if isinstance(error, PermissionError):
         return f"{text}; {NEEDS_ROOT}"
     if isinstance(error, AssertionError):
         return (f"{text}; pynq-dpu's load_model asserts exactly one DPU subgraph: check the model "
                 f"(python -m model_prep.inspect X, or {DOCTOR})")
-    if isinstance(error, (ImportError, OSError)):
+    if isinstance(error, ImportError):
         return f"{text}; {NEEDS_PYNQ}. {DOCTOR}"
+    if filename == str(VART_CONF) or "check_vart_config" in _frames(error):
+        return (f"{text}; pynq-dpu reads {VART_CONF} before rewriting it and could not: "
+                f"echo '{CORRECT}' | sudo tee {VART_CONF}")
+    if isinstance(error, FileNotFoundError):
+        return f"{text}; a file the DPU runtime needs is missing ({filename or 'see above'}). {DOCTOR}"
+    if isinstance(error, OSError):
+        return f"{text}; the DPU runtime failed on a file or device ({filename or 'see above'}). {DOCTOR}"
     return f"{text}; the DPU runtime or the model loader failed. {DOCTOR}"
+
+
+def _frames(error: BaseException) -> list[str]:
+    """The function names of an exception's traceback, innermost last."""
+    names, tb = [], error.__traceback__
+    while tb is not None:
+        names.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return names

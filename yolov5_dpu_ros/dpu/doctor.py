@@ -8,14 +8,15 @@ same words (``dpu.board``, the xmodel verdict, the middleware advice). What a ch
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.metadata
-import importlib.util
 import json
 import os
 import platform
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -23,11 +24,15 @@ from typing import Callable, Mapping
 from yolov5_dpu_ros.core.middleware import (
     CONFIG_FILES,
     HUMBLE_DEFAULT_RMW,
+    RMW_CHOICE,
     active_rmw,
+    camera_advice,
+    node_middleware,
     read_rmem_max,
     rmem_advice,
 )
 from yolov5_dpu_ros.core.model_meta import load_meta
+from yolov5_dpu_ros.dpu import vart_conf
 from yolov5_dpu_ros.dpu.board import (
     NEEDS_PYNQ,
     NEEDS_ROOT,
@@ -38,6 +43,7 @@ from yolov5_dpu_ros.dpu.board import (
     pynq_version_ok,
     resolve_overlay,
 )
+from yolov5_dpu_ros.dpu.exclusive import Holder, busy_message, other_holders
 from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, describe_fingerprint
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -45,6 +51,13 @@ MARKS = {OK: "✔", WARN: "⚠", FAIL: "✗"}
 PYNQ_DPU_VERSION = "2.5.1"
 XRT_VERSION_FILE = Path("/opt/xilinx/xrt/version.json")
 VART_LIBRARIES = Path("/usr/lib")
+VITIS_SITE = "/usr/lib/python3/site-packages"  # where vart and xir live; pynq_dpu adds it to sys.path on import
+PYNQ_MODULES = ("pynq", "pynq_dpu", "vart", "xir")
+
+
+def _importable(name: str) -> bool:
+    """Whether this interpreter can import a module, with the path pynq_dpu adds for vart and xir."""
+    return importlib.machinery.PathFinder.find_spec(name, [*sys.path, VITIS_SITE]) is not None
 
 
 def _version(name: str) -> str | None:
@@ -87,7 +100,9 @@ class Environment:
     run_version: Callable[[list[str]], str | None] = _run_version
     geteuid: Callable[[], int] = os.geteuid
     pynq_dpu: Callable[[], Path | None] = pynq_dpu_folder
-    importable: Callable[[str], bool] = lambda name: importlib.util.find_spec(name) is not None  # noqa: E731
+    importable: Callable[[str], bool] = _importable
+    interpreter: str = sys.executable
+    dpu_holders: Callable[[], list[Holder]] = other_holders
     cpu_count: Callable[[], int | None] = os.cpu_count
     kernel: Callable[[], str] = platform.release
 
@@ -183,10 +198,15 @@ def pynq_checks(env: Environment) -> list[Check]:
     else:
         checks.append(Check("VART", OK if vart.startswith("2.5") else WARN, vart,
                             "" if vart.startswith("2.5") else "pynq-dpu 2.5.1 runs VART 2.5 models only"))
-    venv = env.environ.get("VIRTUAL_ENV", "")
-    active = "pynq-venv" in venv or env.importable("pynq")
-    checks.append(Check("PYNQ venv", OK if active else FAIL, venv or "no virtual environment active",
-                        "" if active else "source /etc/profile.d/pynq_venv.sh in the shell that starts the node"))
+    missing = [name for name in PYNQ_MODULES if not env.importable(name)]
+    if missing:
+        checks.append(Check("PYNQ venv", FAIL, f"{env.interpreter} cannot import {', '.join(missing)}",
+                            "the node runs under the python3 of the shell that starts it: source "
+                            "/etc/profile.d/pynq_venv.sh (as root) before sourcing ROS and starting the node; if it "
+                            "was built before this package's setup.cfg set '/usr/bin/env python3', rebuild it "
+                            "(colcon build)"))
+    else:
+        checks.append(Check("PYNQ venv", OK, f"{env.interpreter} imports {', '.join(PYNQ_MODULES)}"))
     return checks
 
 
@@ -195,11 +215,18 @@ def access_checks(env: Environment) -> list[Check]:
     checks = [Check("root", OK if root else FAIL, "running as root" if root else f"uid {env.geteuid()}",
                     "" if root else NEEDS_ROOT)]
     conf = _read(env.vart_conf)
-    if conf is None:
-        checks.append(Check("/etc/vart.conf", WARN, "absent (pynq-dpu writes it when it loads a model, as root)",
+    wrong = vart_conf.problem(conf)
+    if wrong:
+        checks.append(Check("/etc/vart.conf", WARN, wrong, f"the dpu backend writes '{vart_conf.CORRECT}' before "
+                            f"pynq-dpu reads it (as root); or: echo '{vart_conf.CORRECT}' | sudo tee {env.vart_conf}",
                             dpu=False))
     else:
-        checks.append(Check("/etc/vart.conf", OK, " ".join(conf.split())))
+        named = vart_conf.firmware(conf)
+        after = "" if named == vart_conf.VART_FIRMWARE else f" (pynq-dpu rewrites it to {vart_conf.VART_FIRMWARE})"
+        checks.append(Check("/etc/vart.conf", OK, f"VART loads the xclbin {named}{after}"))
+    holders = env.dpu_holders()
+    checks.append(Check("DPU", FAIL, busy_message(holders)) if holders else
+                  Check("DPU", OK, "no other process holds it (VART's lock files /tmp/DPU_*)"))
     return checks
 
 
@@ -266,7 +293,14 @@ def ros_checks(env: Environment) -> list[Check]:
 def middleware_checks(env: Environment) -> list[Check]:
     rmw = active_rmw(env.environ)
     default = "" if env.environ.get("RMW_IMPLEMENTATION") else " (Humble's default; RMW_IMPLEMENTATION unset)"
-    checks = [Check("middleware", OK, f"{rmw}{default}" if rmw == HUMBLE_DEFAULT_RMW else rmw, dpu=False)]
+    root = env.geteuid() == 0
+    node = node_middleware(env.environ, Path("config"), root, env.environ.get(RMW_CHOICE, "auto"))
+    across = root and node.rmw == HUMBLE_DEFAULT_RMW
+    checks = [Check("middleware", OK, f"shell {rmw}{default}", dpu=False),
+              Check("node middleware", FAIL if across else OK,
+                    f"the node runs on {node.rmw}: {node.reason}; {camera_advice(node.rmw, rmw, root)}",
+                    "apt install ros-humble-rmw-cyclonedds-cpp and start the node with rmw:=auto (the default)"
+                    if across else "", dpu=False)]
     rmem = read_rmem_max(env.rmem_max)
     advice = rmem_advice(rmem)
     checks.append(Check("net.core.rmem_max", WARN if advice else OK,

@@ -13,12 +13,14 @@ detects, tracks and publishes, outside any lock the workers share, each camera's
 from __future__ import annotations
 
 import array
+import os
 import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,17 +35,19 @@ from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.time import Time
+from rclpy.utilities import get_rmw_implementation_identifier
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from tf2_ros import Buffer, TransformException, TransformListener
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
+from yolov5_dpu_ros.core import run_record
 from yolov5_dpu_ros.core.conversions import detection_fields, image_from_message
 from yolov5_dpu_ros.core.depth import Intrinsics, StampPairing, depth_boxes, detection3d_fields
 from yolov5_dpu_ros.core.draw import draw_detections
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps, choose_reliability, health
 from yolov5_dpu_ros.core.latency import LatencyWindow, stamp_seconds
-from yolov5_dpu_ros.core.middleware import read_rmem_max, rmem_advice
+from yolov5_dpu_ros.core.middleware import prepare_node_environment, read_rmem_max, rmem_advice
 from yolov5_dpu_ros.core.pipeline import Detected, DetectionPipeline, Failed, FrameResult
 from yolov5_dpu_ros.core.tracking import Tracker
 from yolov5_dpu_ros.core.workers import build_detectors
@@ -78,6 +82,7 @@ class Camera:
     last: tuple = (CameraCounts(), 0.0)  # counts and time of the previous diagnostics
     latency: LatencyWindow = field(default_factory=LatencyWindow)
     tracker: Tracker | None = None
+    depth_setup: params.DepthSetup | None = None  # RGB-D: this camera's depth and camera-info topics
     debug_image: array.array = field(default_factory=lambda: array.array("B"))  # reused: one copy per frame
     depth: StampPairing | None = None  # RGB-D: the latest (depth message, intrinsics, info size) by depth stamp
     depth_subscriptions: list = field(default_factory=list)  # message_filters Subscribers and their synchronizer
@@ -167,6 +172,7 @@ class DetectorNode(LifecycleNode):
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for cam in self._cameras:
             cam.tracker = Tracker(config.tracker) if config.tracker else None
+            cam.depth_setup = config.depth[cam.index]
             cam.publishers = {
                 "detections": self.create_lifecycle_publisher(Detection2DArray, cam.out("detections"), 10),
                 "image": self.create_lifecycle_publisher(Image, cam.out("detections/image"), 2),
@@ -174,12 +180,12 @@ class DetectorNode(LifecycleNode):
             if LabelInfo is not None:
                 cam.publishers["labels"] = self.create_lifecycle_publisher(LabelInfo, cam.out("label_info"),
                                                                            latched)
-            if config.depth is not None:
-                cam.depth = StampPairing(config.depth.slop)
+            if cam.depth_setup is not None:
+                cam.depth = StampPairing(cam.depth_setup.slop)
                 cam.publishers["detections_3d"] = self.create_lifecycle_publisher(
                     Detection3DArray, cam.out("detections_3d"), 10)
             self._updater.add(cam.topic, partial(self._camera_status, cam))
-        if config.depth is not None and config.depth.target_frame:
+        if any(s is not None and s.target_frame for s in config.depth):
             self._tf_buffer = Buffer()
             self._tf_listener = TransformListener(self._tf_buffer, self)
 
@@ -298,16 +304,16 @@ class DetectorNode(LifecycleNode):
         """RGB-D: depth and camera info (sensor QoS) synchronised by message_filters' ApproximateTimeSynchronizer;
         each pair waits by its stamp for the colour frame of the same time (``StampPairing``), so the colour image
         keeps its own subscription and a depth stream that stops leaves the 2D output running."""
-        config, _ = self._state()
-        if config.depth is None:
+        setup = cam.depth_setup
+        if setup is None:
             return
-        depth = Subscriber(self, Image, config.depth.depth_topic, qos_profile=qos_profile_sensor_data)
-        info = Subscriber(self, CameraInfo, config.depth.info_topic, qos_profile=qos_profile_sensor_data)
-        synchronizer = ApproximateTimeSynchronizer([depth, info], 10, config.depth.slop)
+        depth = Subscriber(self, Image, setup.depth_topic, qos_profile=qos_profile_sensor_data)
+        info = Subscriber(self, CameraInfo, setup.info_topic, qos_profile=qos_profile_sensor_data)
+        synchronizer = ApproximateTimeSynchronizer([depth, info], 10, setup.slop)
         synchronizer.registerCallback(partial(self._on_depth, cam))
         cam.depth_subscriptions = [depth, info, synchronizer]
-        self.get_logger().info(f"{cam.topic}: 3D from {config.depth.depth_topic} and {config.depth.info_topic}"
-                               + (f" into {config.depth.target_frame}" if config.depth.target_frame else ""))
+        self.get_logger().info(f"{cam.topic}: 3D from {setup.depth_topic} and {setup.info_topic}"
+                               + (f" into {setup.target_frame}" if setup.target_frame else ""))
 
     def _on_depth(self, cam: Camera, depth: Any, info: Any) -> None:
         try:
@@ -363,8 +369,8 @@ class DetectorNode(LifecycleNode):
             cam.latency.add(received, stamp, published, self.get_clock().now().nanoseconds * 1e-9)
             t = outcome.timings
             cam.stage_ms = [a + b for a, b in zip(cam.stage_ms, (t.preprocess_ms, t.inference_ms, t.postprocess_ms))]
-        if config.depth is not None:
-            self._publish_3d(cam, config.depth, header, stamp, outcome, fields)
+        if cam.depth_setup is not None:
+            self._publish_3d(cam, cam.depth_setup, header, stamp, outcome, fields)
         image_pub = cam.publishers["image"]
         if config.publish_debug_image and image_pub.get_subscription_count() > 0:
             image_pub.publish(self._debug_image(cam, header, outcome, track_ids))
@@ -517,13 +523,28 @@ def _shut_down(node: DetectorNode) -> None:
         print(f"detect_node: while shutting down: {type(e).__name__}: {e}", file=sys.stderr)
 
 
+def _config_dir() -> Path:
+    """The installed package's config folder (the middleware configs)."""
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("yolov5_dpu_ros")) / "config"
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``ros2 run yolov5_dpu_ros detect_node``: 0 after Ctrl-C/SIGTERM, 1 if it cannot start."""
+    why_rmw = prepare_node_environment(os.environ, _config_dir(), os.geteuid() == 0)  # before the RMW loads
     rclpy.init(args=args)
     node = None
+    record = None
     code = 0
     try:
         node = DetectorNode()
+        record = run_record.record_path(node.get_fully_qualified_name())
+        previous = run_record.previous_abnormal_exit(record)
+        if previous:
+            node.get_logger().warning(previous)
+        run_record.start(record)
+        node.get_logger().info(f"middleware: {get_rmw_implementation_identifier()}: {why_rmw}")
         if node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 code = 1
@@ -540,6 +561,8 @@ def main(args: list[str] | None = None) -> int:
         if node is not None:
             _shut_down(node)
         rclpy.try_shutdown()
+        if record is not None:
+            run_record.finish(record)
     return code
 
 

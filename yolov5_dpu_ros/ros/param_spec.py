@@ -53,10 +53,11 @@ PARAMETERS: dict[str, Param] = {
                                          "each one's outputs go under its namespace", launch=False),
     "compressed": Param(False, "subscribe to sensor_msgs/CompressedImage (also when a topic ends in /compressed)"),
     "autostart": Param(True, "configure and activate at start (false: wait for lifecycle transitions)"),
-    "depth_topic": Param("", "RGB-D: depth image aligned to the colour image (16UC1 mm or 32FC1 m); empty = no 3D "
-                             "output"),
-    "camera_info_topic": Param("", "RGB-D: CameraInfo of the colour image; empty = camera_info beside the colour "
-                                   "topic"),
+    "depth_topics": Param([""], "RGB-D: per camera (input_topics order), the depth image aligned to its colour "
+                                "image (16UC1 mm or 32FC1 m); '' = no 3D output for that camera, [''] = none",
+                          launch=False),
+    "camera_info_topics": Param([""], "RGB-D: per camera, the CameraInfo of its colour image; '' = camera_info "
+                                      "beside the colour topic", launch=False),
     "depth_sync_slop": Param(0.05, "RGB-D: most seconds between a colour and a depth stamp to pair them",
                              (0.001, 1.0)),
     "depth_scale": Param(0.0, "RGB-D: metres per depth unit; 0 = by encoding (16UC1 millimetres, 32FC1 metres)",
@@ -93,3 +94,11 @@ def launch_value(name: str, text: str) -> Any:
         return type(default)(float(text)) if isinstance(default, float) else type(default)(text)
     except ValueError as e:
         raise ValueError(f"launch argument {name}:={text}: not a {type(default).__name__}") from e
+
+
+def respawn_wanted(text: str, backend: str, root: bool) -> bool:
+    """The launch argument ``respawn``: auto restarts the node when it runs the DPU (``backend:=dpu``, or as root,
+    which the dpu backend needs), whose faults abort the process; true or false as given."""
+    if text.strip().lower() == "auto":
+        return backend == "dpu" or root
+    return launch_flag("respawn", text)

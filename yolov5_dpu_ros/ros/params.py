@@ -10,42 +10,15 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 
 from yolov5_dpu_ros.backends import BACKENDS, BackendSpec, DpuSpec, OnnxSpec
-from yolov5_dpu_ros.core.depth import DepthConfig, camera_info_beside
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 from yolov5_dpu_ros.core.tracking import TrackerConfig
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
 from yolov5_dpu_ros.ros.param_spec import ALL_CLASSES, CLASS_ID_FORMATS, PARAMETERS, RELIABILITY, RUNTIME
+from yolov5_dpu_ros.ros.rgbd_inputs import DepthSetup, depth_setups
 from yolov5_dpu_ros.ros.topic_names import topic_name_problem
 
-__all__ = ["NodeConfig", "RUNTIME", "declare", "read", "selection", "tracker_config"]
-
-
-@dataclass(frozen=True)
-class DepthSetup:
-    """The RGB-D input of the one camera: depth and camera-info topics, pairing slop, units, output frame."""
-
-    depth_topic: str
-    info_topic: str
-    slop: float
-    estimate: DepthConfig
-    target_frame: str
-
-
-def depth_setup(v: dict, topics: tuple[str, ...]) -> DepthSetup | None:
-    """The RGB-D setup from parameter values, or None without a depth topic; ValueError names the parameter."""
-    if not v["depth_topic"]:
-        return None
-    if len(topics) != 1:
-        raise ValueError(f"parameter depth_topic: 3D output needs one camera per node, got input_topics "
-                         f"{list(topics)}: start one node per RGB-D camera")
-    info = v["camera_info_topic"] or camera_info_beside(topics[0])
-    for name, topic in (("depth_topic", v["depth_topic"]), ("camera_info_topic", info)):
-        problem = topic_name_problem(topic)
-        if problem:
-            raise ValueError(f"parameter {name}: '{topic}' is not a valid topic name: {problem}")
-    return DepthSetup(v["depth_topic"], info, v["depth_sync_slop"],
-                      DepthConfig(scale=v["depth_scale"] or None), v["target_frame"])
+__all__ = ["DepthSetup", "NodeConfig", "RUNTIME", "declare", "read", "selection", "tracker_config"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +35,7 @@ class NodeConfig:
     compressed: bool
     selection: PostprocessConfig
     tracker: TrackerConfig | None
-    depth: DepthSetup | None
+    depth: tuple[DepthSetup | None, ...]  # per camera, in input_topics order
 
 
 def _descriptor(name: str) -> ParameterDescriptor:
@@ -152,4 +125,4 @@ def read(node: Node) -> NodeConfig:
     return NodeConfig(spec, v["model_meta"] or str(DEMO_META), v["workers"],
                       _one_of(v, "class_id_format", CLASS_ID_FORMATS), v["publish_debug_image"],
                       _one_of(v, "input_reliability", RELIABILITY), topics, v["compressed"], selection(v),
-                      tracker_config(v), depth_setup(v, topics))
+                      tracker_config(v), depth_setups(v, topics))
