@@ -3,6 +3,7 @@ cluster against the background, back-projection, pairing by stamp; accuracy on g
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from props import given, settings, st
@@ -160,3 +161,28 @@ def test_accuracy_on_generated_scenes(encoding, depth_wh):
         thin += error[scene.thin].tolist()
     assert np.median(errors) <= 0.02 and np.percentile(errors, 95) <= 0.05
     assert thin and max(thin) <= 0.05
+
+
+@pytest.mark.parametrize("fx,fy,cx,cy", [
+    (615.2, 614.9, 322.7, 238.1),  # a real colour camera: fx and fy a fraction of a percent apart, off centre
+    (780.0, 600.0, 250.0, 300.0),  # strongly anisotropic (fx = 1.3 fy), principal point far off centre
+])
+def test_3d_boxes_match_opencvs_projection_with_fx_unequal_fy(fx, fy, cx, cy):
+    """Boxes of known 3D centre and size, projected by OpenCV (cv2.projectPoints, zero distortion) into a camera
+    with fx != fy and an off-centre principal point: boxes_3d gives the centre and size back."""
+    rng = np.random.default_rng(7)
+    n, (height, width) = 12, (480, 640)
+    centres = np.column_stack([rng.uniform(-0.6, 0.6, n), rng.uniform(-0.4, 0.4, n), rng.uniform(1.5, 4.0, n)])
+    sizes = rng.uniform(0.1, 0.5, (n, 2))
+    k = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
+    xyxy = np.empty((n, 4))
+    for i, (c, s) in enumerate(zip(centres, sizes)):
+        corners = np.array([[c[0] - s[0] / 2, c[1] - s[1] / 2, c[2]], [c[0] + s[0] / 2, c[1] + s[1] / 2, c[2]]])
+        pixels, _ = cv2.projectPoints(corners, np.zeros(3), np.zeros(3), k, np.zeros(5))
+        xyxy[i] = pixels.reshape(-1)
+    for i in range(n):  # one detection per depth image: each box sees its own plane
+        depth = np.full((height, width), centres[i, 2], np.float32)
+        boxes = boxes_3d(xyxy[i:i + 1], depth, (height, width), Intrinsics(fx, fy, cx, cy))
+        assert boxes.valid[0]
+        np.testing.assert_allclose(boxes.center[0], centres[i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(boxes.size[0, :2], sizes[i], rtol=1e-5, atol=1e-6)

@@ -342,3 +342,63 @@ def test_detector_update_refuses_at_once_and_keeps_the_old_config(test_model, ch
     with pytest.raises(ValueError, match=next(iter(changes)).split("_")[0]):
         detector.update(**changes)
     assert detector.config is before
+
+
+def _reference_nms(xyxy, score, class_id, iou_threshold):
+    """torchvision's rule (``torchvision.ops.batched_nms``, which YOLOv5 calls): in descending score order, a box
+    is discarded only when its IoU with a kept box of its class is above the threshold; written here from that
+    documented rule in exact fractions, independent of the package's code."""
+    from fractions import Fraction
+
+    def iou(a, b):
+        a, b = [Fraction(float(v)) for v in a], [Fraction(float(v)) for v in b]
+        inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        return inter / union if union else Fraction(0)
+
+    keep = []
+    for i in sorted(range(len(score)), key=lambda k: -score[k]):
+        if all(class_id[k] != class_id[i] or iou(xyxy[k], xyxy[i]) <= Fraction(iou_threshold) for k in keep):
+            keep.append(i)
+    return keep
+
+
+@pytest.mark.parametrize("threshold,second", [
+    (0.5, [0, 0, 10, 5]),  # IoU 50/100
+    (0.25, [0, 0, 5, 5]),  # 25/100
+    (0.75, [0, 0, 10, 7.5]),  # 75/100
+    (0.375, [0, 0, 10, 3.75]),  # 37.5/100
+])
+@pytest.mark.parametrize("path", ["sweep", "greedy"])
+def test_a_box_exactly_at_the_iou_threshold_is_kept_as_torchvision_keeps_it(threshold, second, path, monkeypatch):
+    """Boxes whose IoU is exactly the threshold (every number exact in binary): only IoU above it suppresses."""
+    from yolov5_dpu_ros.core import postprocess
+
+    if path == "greedy":  # the fallback for frames with too many overlapping pairs
+        monkeypatch.setattr(postprocess, "MAX_NMS_PAIRS", 0)
+    above = [0, 0, 10, 5.0 + 1 / 64] if threshold == 0.5 else None  # a hair above the threshold: suppressed
+    boxes = [[0, 0, 10, 10], second, [20, 20, 30, 30], [20, 20, 30, 25]]
+    xyxy = np.array(boxes + ([above] if above else []), np.float32)
+    score = np.array([0.9, 0.8, 0.7, 0.6, 0.5][:len(xyxy)], np.float32)
+    classes = np.array([0, 0, 1, 0, 0][:len(xyxy)], np.int32)  # box 3 overlaps box 2 by 0.5, another class
+    kept = sorted(nms(xyxy, score, classes, threshold, 100).tolist())
+    assert kept == sorted(_reference_nms(xyxy, score, classes, threshold))
+    assert 1 in kept  # exactly at the threshold: kept
+    if above:
+        assert 4 not in kept
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nms_equals_the_reference_rule_on_boxes_built_on_the_grid(seed):
+    """Random boxes on a 1/8-pixel grid with thresholds on 1/16 steps: many pairs sit exactly on the threshold."""
+    rng = np.random.default_rng(seed)
+    n = 60
+    x1 = rng.integers(0, 40, n) / 8
+    y1 = rng.integers(0, 40, n) / 8
+    xyxy = np.column_stack([x1, y1, x1 + rng.integers(8, 40, n) / 8, y1 + rng.integers(8, 40, n) / 8])
+    xyxy = xyxy.astype(np.float32)
+    score = rng.permutation(n).astype(np.float32) / n
+    classes = rng.integers(0, 3, n).astype(np.int32)
+    for threshold in (0.25, 0.5, 0.75):
+        got = sorted(nms(xyxy, score, classes, threshold, 1000).tolist())
+        assert got == sorted(_reference_nms(xyxy, score, classes, threshold)), threshold

@@ -209,3 +209,42 @@ def test_the_node_path_with_two_workers_gives_the_ids_of_one(sequence):
         return ids
 
     assert run(2) == run(1)
+
+
+def _bounce(tracker: Tracker, classes) -> list[list[int]]:
+    """Two boxes of one size on one line meet at equal speed and bounce back: motion predicts that they pass
+    through each other, so only the class tells which detection continues which track."""
+    history = []
+    for i in range(40):
+        t = i / 30
+        offset = 150 * (t if i <= 20 else 40 / 30 - t)  # they meet at frame 20, 40 px apart, then turn
+        a, b = box_at(60 + offset, 100), box_at(260 - offset, 100)
+        history.append(tracker.update(t, dets(a, b, cls=np.array(classes))).ids.tolist())
+    return history
+
+
+def test_where_motion_cannot_tell_two_objects_apart_the_class_decides():
+    history = _bounce(Tracker(), [0, 1])
+    assert {h[0] for h in history[1:]} == {history[1][0]} and {h[1] for h in history[1:]} == {history[1][1]}
+    same_class = _bounce(Tracker(), [0, 0])  # the same scene with one class: motion alone swaps the IDs
+    assert {h[0] for h in same_class[1:]} != {same_class[1][0]}
+
+
+def test_a_class_flipped_for_one_frame_keeps_its_id():
+    tracker = Tracker()
+    ids = [tracker.update(i / 30, dets(box_at(100 + 2 * i), cls=1 if i == 10 else 0)).ids[0] for i in range(20)]
+    assert ids[0] == -1 and set(ids[1:]) == {ids[1]} and ids[1] > 0
+
+
+def test_a_low_score_box_overlapping_the_track_by_iou_0_7_keeps_it_through_a_dip():
+    """ByteTrack's second association takes low-score boxes at IoU 0.5: one shifted so that its IoU with the
+    track's prediction is about 0.7 (between 0.5 and 0.9) still carries the track."""
+    tracker = Tracker()
+    for i in range(10):
+        tracker.update(i / 30, dets(box_at(100)))
+    (track_id,) = tracker.update(10 / 30, dets(box_at(100))).ids
+    shifted = box_at(107)  # IoU with box_at(100): 33 * 40 / (2 * 1600 - 33 * 40) = 0.702
+    assert 0.69 < iou_matrix(np.array([box_at(100)]), np.array([shifted]))[0, 0] < 0.71
+    for i in range(11, 50):  # 1.3 s of only the low-score box: longer than the lifetime
+        tracker.update(i / 30, dets(), low=dets(shifted, score=0.15))
+    assert tracker.update(50 / 30, dets(shifted)).ids.tolist() == [track_id]

@@ -147,12 +147,10 @@ def boxes_3d(xyxy: np.ndarray, depth: np.ndarray, colour_hw: tuple[int, int], in
     ordered[~ok] = 0.0
     z = np.where(ok, (ordered[rows, last // 2] + ordered[rows, (last + 1) // 2]) / 2, 0.0)  # the median
     extent = np.where(ok, ordered[rows, last] - ordered[:, 0], 0.0)
-    u = (xyxy[:, 0] + xyxy[:, 2]) / 2
-    v = (xyxy[:, 1] + xyxy[:, 3]) / 2
-    center = np.stack([(u - intrinsics.cx) * z / intrinsics.fx, (v - intrinsics.cy) * z / intrinsics.fy, z], 1)
-    width = (xyxy[:, 2] - xyxy[:, 0]) * z / intrinsics.fx
-    height = (xyxy[:, 3] - xyxy[:, 1]) * z / intrinsics.fy
-    size = np.stack([width, height, np.clip(extent, config.min_extent_m, config.max_extent_m)], 1)
+    xyxy = np.asarray(xyxy, np.float64)
+    center = back_project((xyxy[:, :2] + xyxy[:, 2:]) / 2, z, intrinsics)
+    corners = back_project(xyxy[:, 2:], z, intrinsics) - back_project(xyxy[:, :2], z, intrinsics)
+    size = np.stack([corners[:, 0], corners[:, 1], np.clip(extent, config.min_extent_m, config.max_extent_m)], 1)
     center[~ok] = 0.0
     size[~ok] = 0.0
     return Boxes3D(center, size, ok)
