@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,35 @@ DATA = Path(__file__).parent / "data"
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "needs(*modules): skip with the reason where one of these is not installed")
+
+
+STRICT = "YOLOV5_DPU_STRICT_SKIPS"  # set by .ci/run: a skip for a missing reference or fixture fails the run
+ROS_ONLY = ("rclpy", "vision_msgs", "sensor_msgs", "message_filters", "diagnostic_updater", "tf2_ros", "launch_testing")
+_SKIPS: Counter = Counter()
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        _SKIPS[str(report.longrepr[2]).removeprefix("Skipped: ")] += 1
+
+
+def _unexpected_skips() -> list[str]:
+    """Skips other than the rclpy tests' (no ROS 2 here): a reference, a tool or a fixture that is missing."""
+    return [reason for reason in _SKIPS if not any(reason.startswith(f"{name} ") for name in ROS_ONLY)]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line saying what skipped and why; with YOLOV5_DPU_STRICT_SKIPS=1, a line naming what is missing."""
+    if _SKIPS:
+        terminalreporter.write_line("skipped: " + "; ".join(f"{n} × {reason}" for reason, n in _SKIPS.most_common()))
+    if os.environ.get(STRICT) == "1" and _unexpected_skips():
+        terminalreporter.write_line(f"{STRICT}: these tests must run here, their references or fixtures are missing: "
+                                    + "; ".join(_unexpected_skips()), red=True)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if os.environ.get(STRICT) == "1" and _unexpected_skips() and exitstatus == 0:
+        session.exitstatus = 1
 
 
 def pytest_runtest_setup(item) -> None:

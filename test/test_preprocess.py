@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import cv2
 import numpy as np
 import pytest
 from conftest import random_bgr
 
+from yolov5_dpu_ros.core.families import family as model_family
 from yolov5_dpu_ros.core.preprocess import Preprocessor, letterbox_geometry, quantization_table
 
 SIZES = [(480, 640), (1080, 1920), (720, 1280), (1, 1), (7, 1000), (1000, 7), (517, 333), (640, 640),
@@ -113,3 +117,26 @@ def test_geometry_table():
 def test_bad_images_are_refused_with_a_reason(image, encoding, message):
     with pytest.raises(ValueError, match=message):
         Preprocessor((64, 64), 7)(image, encoding)
+
+
+def _std_round_reference(pixel: int, scale: Fraction, fix_point: int) -> int:
+    """vai_q_pytorch's input quantization (default config: ``round_method`` ``std_round`` for the ``input``
+    tensor, i.e. C++ std::round, half away from zero; then clipped to int8), in exact fractions."""
+    x = pixel * scale * Fraction(2) ** fix_point
+    rounded = math.floor(abs(x) + Fraction(1, 2))
+    return max(-128, min(127, rounded if x >= 0 else -rounded))
+
+
+@pytest.mark.parametrize("family", ["yolov5", "yolov3", "yolox"])
+@pytest.mark.parametrize("fix_point", range(-4, 11))
+def test_every_familys_input_table_rounds_as_the_quantizer_did(family, fix_point):
+    scale = model_family(family).contract.scale
+    exact = Fraction(scale).limit_denominator(1000)
+    assert float(exact) == scale
+    expected = [_std_round_reference(p, exact, fix_point) for p in range(256)]
+    assert quantization_table(fix_point, scale).view(np.int8).tolist() == expected
+
+
+def test_yolox_ties_round_away_from_zero_not_to_even():
+    table = quantization_table(-1, 1.0).view(np.int8)  # the real YOLOX-nano KV260 xmodel's input: fix point -1
+    assert table[[1, 3, 5, 7, 255]].tolist() == [1, 2, 3, 4, 127]  # 0.5 → 1, 1.5 → 2, 2.5 → 3, 3.5 → 4, 127.5 → 127

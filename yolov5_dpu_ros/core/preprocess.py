@@ -96,8 +96,12 @@ def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int],
 
 
 def quantization_table(fix_point: int, scale: float = 1 / 255) -> np.ndarray:
-    """uint8 → int8 input quantization as a 256-entry table (int8 bit patterns stored as uint8)."""
-    q = np.clip(np.round(np.arange(256) * scale * 2.0**fix_point), -128, 127)
+    """uint8 → int8 input quantization as a 256-entry table (int8 bit patterns stored as uint8), rounded as the
+    quantizer that calibrated the model rounded its input: vai_q_pytorch's default config quantizes the ``input``
+    tensor with ``std_round`` (C++ ``std::round``: half away from zero), then clips to int8. (``np.round`` rounds
+    half to even: with scale 1 and fix point -1, YOLOX's, every pixel of the form 4k + 1 would land one step low.)"""
+    x = np.arange(256) * scale * 2.0**fix_point
+    q = np.clip(np.copysign(np.floor(np.abs(x) + 0.5), x), -128, 127)
     return q.astype(np.int8).view(np.uint8)
 
 
