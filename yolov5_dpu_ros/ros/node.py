@@ -524,10 +524,14 @@ def _shut_down(node: DetectorNode) -> None:
 
 
 def _config_dir() -> Path:
-    """The installed package's config folder (the middleware configs)."""
-    from ament_index_python.packages import get_package_share_directory
+    """The installed package's config folder (the middleware configs); the source tree's where the package is not
+    in the ament index (run from a checkout)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
 
-    return Path(get_package_share_directory("yolov5_dpu_ros")) / "config"
+        return Path(get_package_share_directory("yolov5_dpu_ros")) / "config"
+    except (ImportError, LookupError):
+        return Path(__file__).resolve().parents[2] / "config"
 
 
 def main(args: list[str] | None = None) -> int:
