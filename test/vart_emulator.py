@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 import time
 import types
@@ -219,16 +220,16 @@ class EmulatedBoard:
 
 class DeviceHandle:
     """VART's XRT device handle as Vitis AI 2.5 opens it on a Zynq board (xrt_device_handle_imp.cpp,
-    file_lock_lnx.cpp): the xclbin is the one /etc/vart.conf's ``firmware:`` line names (a missing file aborts),
+    file_lock_lnx.cpp, as issue #34's review of those files states them; not re-read here): the xclbin is the one /etc/vart.conf's ``firmware:`` line names (a missing file aborts),
     and ``lockf(F_LOCK)`` on /tmp/DPU_0 is held until the handle goes."""
 
     def __init__(self, board: EmulatedBoard | None, firmware: list[bytes]) -> None:
         self.open, self.users, self._fd = True, 0, None
         if board is None:
             return
-        from yolov5_dpu_ros.dpu.vart_conf import firmware as firmware_of
-
-        named = firmware_of(board.vart_conf.read_text()) if board.vart_conf.is_file() else None
+        text = board.vart_conf.read_text() if board.vart_conf.is_file() else ""
+        found = re.search(r"^\s*firmware\s*:\s*(\S+)", text, re.M)  # read here, not with the package's parser
+        named = found.group(1) if found else None
         xclbin = board.host_path(named) if named and named.startswith("/usr/lib/") else None
         if xclbin is None or not xclbin.is_file():
             raise binding().WouldAbort(f"xclbin {named} not found (vart.conf): VART's device handle aborts")
