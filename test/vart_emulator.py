@@ -220,7 +220,8 @@ class EmulatedBoard:
 
 class DeviceHandle:
     """VART's XRT device handle as Vitis AI 2.5 opens it on a Zynq board (xrt_device_handle_imp.cpp,
-    file_lock_lnx.cpp, as issue #34's review of those files states them; not re-read here): the xclbin is the one /etc/vart.conf's ``firmware:`` line names (a missing file aborts),
+    file_lock_lnx.cpp, as issue #34's review of those files states them; not re-read here): the xclbin is the
+    one /etc/vart.conf's ``firmware:`` line names (a missing file aborts),
     and ``lockf(F_LOCK)`` on /tmp/DPU_0 is held until the handle goes."""
 
     def __init__(self, board: EmulatedBoard | None, firmware: list[bytes]) -> None:
