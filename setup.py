@@ -38,7 +38,7 @@ setup(
     entry_points={
         "console_scripts": [
             "yolov5-dpu = yolov5_dpu_ros.cli.main:main",
-            "detect_node = yolov5_dpu_ros.ros.node:main",
+            "detect_node = yolov5_dpu_ros.ros.detect_main:main",
         ],
     },
 )

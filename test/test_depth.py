@@ -186,3 +186,61 @@ def test_3d_boxes_match_opencvs_projection_with_fx_unequal_fy(fx, fy, cx, cy):
         assert boxes.valid[0]
         np.testing.assert_allclose(boxes.center[0], centres[i], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(boxes.size[0, :2], sizes[i], rtol=1e-5, atol=1e-6)
+
+
+DISTORTED = [  # (model, D): a webcam's plumb_bob, an OAK-D-like rational_polynomial, a fisheye lens
+    ("plumb_bob", (-0.28, 0.09, 0.001, -0.0005, -0.012)),
+    ("rational_polynomial", (1.8, -0.4, 0.0008, -0.0003, 0.01, 2.1, 0.2, 0.05)),
+    ("equidistant", (-0.02, 0.004, -0.001, 0.0002)),
+]
+
+
+def _project_distorted(points: np.ndarray, k: np.ndarray, model: str, d: tuple) -> np.ndarray:
+    """OpenCV's forward projection with distortion: the reference the back-projection must invert."""
+    if model == "equidistant":
+        pixels, _ = cv2.fisheye.projectPoints(points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), k, np.array(d))
+    else:
+        pixels, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), k, np.array(d))
+    return pixels.reshape(-1, 2)
+
+
+@pytest.mark.parametrize("model,d", DISTORTED)
+def test_pixels_of_a_distorted_image_back_project_to_the_points_opencv_projected(model, d):
+    """An unrectified camera (D non-zero): a pixel of the published image goes back to the 3D point OpenCV's
+    projection (with the same D) put there, also near the image corners where distortion is largest."""
+    fx, fy, cx, cy = 600.0, 590.0, 331.0, 242.0
+    k = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
+    rng = np.random.default_rng(3)
+    z = rng.uniform(0.8, 5.0, 40)
+    points = np.column_stack([rng.uniform(-0.45, 0.45, 40) * z, rng.uniform(-0.35, 0.35, 40) * z, z])
+    pixels = _project_distorted(points, k, model, d)
+    intrinsics = Intrinsics.from_camera_info(k.ravel(), d, model)
+    np.testing.assert_allclose(back_project(pixels, z, intrinsics), points, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model,d", DISTORTED)
+def test_3d_box_sizes_of_a_distorted_camera_match_the_objects(model, d):
+    """Objects of known width and height seen by a distorted camera: their boxes' corners, projected by OpenCV,
+    give the objects' sizes back (a pinhole reading of the same pixels would not)."""
+    k = np.array([[600.0, 0, 320.0], [0, 600.0, 240.0], [0, 0, 1]])
+    intrinsics = Intrinsics.from_camera_info(k.ravel(), d, model)
+    for centre, size in [((0.7, 0.5, 2.0), (0.3, 0.2)), ((-0.6, 0.3, 1.6), (0.25, 0.4)), ((0.0, 0.0, 3.0), (0.5, 0.5))]:
+        corners = np.array([[centre[0] - size[0] / 2, centre[1] - size[1] / 2, centre[2]],
+                            [centre[0] + size[0] / 2, centre[1] + size[1] / 2, centre[2]]])
+        xyxy = _project_distorted(corners, k, model, d).reshape(1, 4)
+        depth = np.full((480, 640), centre[2], np.float32)
+        boxes = boxes_3d(xyxy, depth, (480, 640), intrinsics)
+        assert boxes.valid[0]
+        np.testing.assert_allclose(boxes.size[0, :2], size, rtol=1e-4)
+
+
+def test_camera_info_distortion_is_checked_and_zero_distortion_is_a_pinhole_camera():
+    k = [500.0, 0, 320, 0, 500.0, 240, 0, 0, 1]
+    assert Intrinsics.from_camera_info(k, [0.0] * 5, "plumb_bob") == Intrinsics(500.0, 500.0, 320, 240)
+    assert Intrinsics.from_camera_info(k, [], "") == Intrinsics(500.0, 500.0, 320, 240)
+    with pytest.raises(ValueError, match="rectified"):
+        Intrinsics.from_camera_info(k, [0.1, 0, 0, 0, 0], "kannala_brandt_9")
+    with pytest.raises(ValueError, match="4 coefficients"):
+        Intrinsics.from_camera_info(k, [0.1, 0, 0, 0, 0], "equidistant")
+    with pytest.raises(ValueError, match="coefficients"):
+        Intrinsics.from_camera_info(k, [0.1, 0.2, 0.3], "plumb_bob")

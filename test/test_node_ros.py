@@ -125,7 +125,7 @@ def test_thresholds_change_at_runtime_and_bad_values_are_refused(ros):
     node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False)])
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     ok = node.set_parameters([Parameter("conf_threshold", value=0.6)])[0]
-    assert ok.successful and node._pipeline.detectors[0].config.conf_threshold == 0.6
+    assert ok.successful and node._cycle.pipeline.detectors[0].config.conf_threshold == 0.6
     refused = node.set_parameters([Parameter("classes", value=[-1, 3])])[0]
     assert not refused.successful and "classes" in refused.reason
     node.trigger_cleanup()
@@ -146,17 +146,24 @@ def active_node(**kwargs):
         node.destroy_node()
 
 
+def _totals(node, index=0):
+    cycle = node._cycle
+    return cycle.cameras[index].state.window(0.0, cycle.pipeline.dropped_by_source.get(index, 0)).totals
+
+
 def test_node_keeps_running_on_bad_frames(ros):
+    """The callback queues each frame; a worker decodes it (the one-frame slot: wait for each before the next)."""
     good = make_sample(1, "test", 0, (320, 240)).image
     with active_node() as node:
-        cam = node._cameras[0]
+        cycle = node._cycle
         for msg in [Image(height=2, width=2, encoding="bgr8", step=6, data=bytes(5)),
                     Image(height=0, width=0, encoding="bgr8", step=0, data=b""),
-                    Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16))]:
-            node._on_image(cam, msg)
-        assert cam.counts.bad == 3
-        node._on_image(cam, _image_msg(good, 1, "cam"))
-        assert node._pipeline.wait_idle(10) and cam.counts.published == 1
+                    Image(height=2, width=2, encoding="16UC1", step=4, data=bytes(8))]:
+            cycle.on_image(0, msg)
+            assert cycle.pipeline.wait_idle(10)
+        assert _totals(node).bad == 3
+        cycle.on_image(0, _image_msg(good, 1, "cam"))
+        assert cycle.pipeline.wait_idle(10) and _totals(node).published == 1
 
 
 def test_default_input_is_relative_to_the_namespace_and_reliability_follows_the_publisher(ros):
@@ -164,8 +171,8 @@ def test_default_input_is_relative_to_the_namespace_and_reliability_follows_the_
     pub = probe.create_publisher(Image, "/robot1/image_raw", QoSProfile(depth=1))  # reliable, as drivers default
     try:
         with active_node(namespace="robot1") as node:
-            cam = node._cameras[0]
-            assert cam.subscription.topic_name == "/robot1/image_raw" and cam.reliability == "reliable"
+            qos, _, (subscription,) = node._inputs[(0, "colour")]
+            assert subscription.topic_name == "/robot1/image_raw" and qos[0].reliability == "reliable"
             assert pub.get_subscription_count() == 1
     finally:
         probe.destroy_node()
@@ -174,14 +181,13 @@ def test_default_input_is_relative_to_the_namespace_and_reliability_follows_the_
 def test_stamp_gaps_show_in_diagnostics(ros):
     good = make_sample(1, "test", 0, (320, 240)).image
     with active_node() as node:
-        cam = node._cameras[0]
         for i in list(range(8)) + [20]:  # a 10 Hz camera: frames 8..19 never arrived
             msg = _image_msg(good, 0, "cam")
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(i * 100_000_000, 1_000_000_000)
-            node._on_image(cam, msg)
-            node._pipeline.wait_idle(10)
-        node._publish_diagnostics()
-        assert cam.counts.unseen == 12
+            node._cycle.on_image(0, msg)
+            node._cycle.pipeline.wait_idle(10)
+        status = node._camera_report(0)
+        assert status.values["never reached the node (from stamps)"] == "12" and "12 never reached" in status.message
 
 
 def test_ctrl_c_under_ros2_run_exits_0_quickly(tmp_path):
@@ -190,7 +196,7 @@ def test_ctrl_c_under_ros2_run_exits_0_quickly(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "yolov5_dpu_ros.ros.node"], stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "yolov5_dpu_ros.ros.detect_main"], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     time.sleep(8)  # configured and spinning
     start = time.monotonic()
@@ -226,7 +232,7 @@ def test_configure_failures_are_logged_once_released_and_fail(ros, monkeypatch, 
     err = capfd.readouterr().err
     assert err.count("cannot configure") == 1 and expected in err
     assert len(closed) == (0 if where == "open" else 1)  # the first runner is released
-    assert node._pipeline is None and node._cameras == []
+    assert node._cycle is None and node._configured.names == []
     monkeypatch.setattr(OnnxSpec, "open", real_open)
     node.destroy_node()
 
@@ -246,7 +252,7 @@ def test_a_second_sigint_during_shutdown_is_absorbed_without_a_terminal(tmp_path
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "yolov5_dpu_ros.ros.node"], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "yolov5_dpu_ros.ros.detect_main"], stdin=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     time.sleep(8)
     proc.send_signal(signal.SIGINT)
@@ -262,7 +268,7 @@ def test_a_bad_model_with_autostart_exits_1_after_one_error_line(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "yolov5_dpu_ros.ros.node", "--ros-args", "-p",
+    done = subprocess.run([sys.executable, "-m", "yolov5_dpu_ros.ros.detect_main", "--ros-args", "-p",
                            f"model_meta:={tmp_path / 'missing.yaml'}"], stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
@@ -369,3 +375,60 @@ def test_detections_3d_from_depth_and_camera_info(ros, cameras, outputs):
         d3 = next(a for a in arrays if a.detections).detections[0]
         assert d3.bbox.center.position.z == pytest.approx(2.5, rel=0.02)
         assert d3.header.frame_id == "camera_color_optical_frame" and d3.results[0].hypothesis.class_id in NAMES
+
+
+def test_a_failed_configure_is_retried_after_a_corrected_param_set(ros, tmp_path):
+    """As a lifecycle manager drives it: configure fails on a bad value, ``ros2 param set`` corrects it while
+    unconfigured, the next configure succeeds; once configured, a load-time parameter is refused with the fix."""
+    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False),
+                                             Parameter("model_meta", value=str(tmp_path / "missing.yaml")),
+                                             Parameter("conf_threshold", value=2.0)])  # out of range: declared 0.25
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.set_parameters([Parameter("conf_threshold", value=0.3)])[0].successful
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # model_meta is still wrong
+        assert node.set_parameters([Parameter("model_meta", value="")])[0].successful
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        refused = node.set_parameters([Parameter("onnx_model", value="other.onnx")])[0]
+        assert not refused.successful and "clean up" in refused.reason
+        assert not node.set_parameters([Parameter("autostart", value=True)])[0].successful
+        assert node._cycle.pipeline.detectors[0].config.conf_threshold == pytest.approx(0.3)
+    finally:
+        node.trigger_cleanup()
+        node.destroy_node()
+
+
+def test_cleanup_configure_cycles_leave_one_set_of_subscriptions(ros):
+    """Each cycle builds colour, depth, camera info and tf subscriptions; cleanup releases every one (the tf
+    listener unregistered, message_filters' subscriptions destroyed)."""
+    node = DetectorNode(parameter_overrides=[
+        Parameter("autostart", value=False), Parameter("input_topics", value=["/cam/color/image_raw"]),
+        Parameter("depth_topics", value=["/cam/depth/image_raw"]), Parameter("target_frame", value="base_link")])
+    baseline = len(list(node.subscriptions))
+    try:
+        counts = []
+        for _ in range(3):
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            counts.append(len(list(node.subscriptions)) - baseline)
+            assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+            assert len(list(node.subscriptions)) == baseline and node._configured.names == []
+        assert counts == [5, 5, 5]  # colour, depth, camera_info, /tf, /tf_static
+    finally:
+        node.destroy_node()
+
+
+def test_compressed_input_is_image_transports_topic_and_an_integer_fingerprint_is_accepted(ros):
+    node = DetectorNode(parameter_overrides=[Parameter("autostart", value=False), Parameter("compressed", value=True),
+                                             Parameter("dpu_fingerprint", value=0x101000016010407)])
+    try:
+        assert node._declare_errors == {} and node.get_parameter("dpu_fingerprint").value == 0x101000016010407
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        (subscription,) = node._inputs[(0, "colour")][2]
+        assert subscription.topic_name == "/image_raw/compressed" and subscription.msg_type is CompressedImage
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        node.destroy_node()

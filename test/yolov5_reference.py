@@ -49,9 +49,9 @@ def load() -> types.SimpleNamespace:
         raise ImportError("the yolov5 reference package is not installed: pip install --no-deps yolov5==7.0.9")
     _install_torchvision_standin()
     if "yolov5" not in sys.modules:
-        pkg = types.ModuleType("yolov5")
-        pkg.__path__ = list(spec.submodule_search_locations)
-        sys.modules["yolov5"] = pkg
+        # the package without running its __init__ (which needs the real torchvision); a module made from the
+        # spec keeps __spec__, so a second load in the same process (mutmut runs the suite twice) finds it
+        sys.modules["yolov5"] = importlib.util.module_from_spec(spec)
     # yolov5.utils.general replaces cv2.imread/imwrite/imshow with its own two-argument versions on
     # import; put OpenCV's back so the code under test runs against the real library
     saved = cv2.imread, cv2.imwrite, cv2.imshow

@@ -8,6 +8,7 @@ so every rule about what a valid frame is can be tested without ROS. Encodings f
 from __future__ import annotations
 
 import array
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -32,14 +33,16 @@ _U8, _U16 = np.uint8, np.uint16
 ROS_ENCODINGS: dict[str, RosEncoding] = {
     "bgr8": RosEncoding(_U8, 3, "bgr8"), "rgb8": RosEncoding(_U8, 3, "rgb8"), "mono8": RosEncoding(_U8, 1, "mono8"),
     "bgra8": RosEncoding(_U8, 4, "bgra8"), "rgba8": RosEncoding(_U8, 4, "rgba8"),
-    "8UC1": RosEncoding(_U8, 1, "mono8"), "8UC3": RosEncoding(_U8, 3, "bgr8"), "8UC4": RosEncoding(_U8, 4, "bgra8"),
     "yuv422": RosEncoding(_U8, 2, "yuv422"), "yuv422_yuy2": RosEncoding(_U8, 2, "yuv422_yuy2"),
     "bayer_rggb8": RosEncoding(_U8, 1, "bayer_rggb8"), "bayer_bggr8": RosEncoding(_U8, 1, "bayer_bggr8"),
     "bayer_gbrg8": RosEncoding(_U8, 1, "bayer_gbrg8"), "bayer_grbg8": RosEncoding(_U8, 1, "bayer_grbg8"),
-    "mono16": RosEncoding(_U16, 1, "mono8"), "16UC1": RosEncoding(_U16, 1, "mono8"),
+    "mono16": RosEncoding(_U16, 1, "mono8"),
     "rgb16": RosEncoding(_U16, 3, "rgb8"), "bgr16": RosEncoding(_U16, 3, "bgr8"),
     "rgba16": RosEncoding(_U16, 4, "rgba8"), "bgra16": RosEncoding(_U16, 4, "bgra8"),
 }
+# sensor_msgs image_encodings' generic types (8UC3, 16UC1, 32FC1, ...): no colour order, so cv_bridge's
+# getConversionCode refuses them → a colour encoding ("... is not a color format"); the node does the same
+GENERIC = re.compile(r"(8|16|32|64)(U|S|F)C[1-4]")
 SIXTEEN_TO_EIGHT = 255.0 / 65535.0  # cv_bridge's convertTo scale
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
@@ -75,6 +78,10 @@ def image_from_fields(encoding: str, height: Any, width: Any, step: Any, data: A
     Raises ValueError naming the problem for unsupported encodings, bad sizes and a data length or
     step that does not fit the stated size (a truncated or corrupt message).
     """
+    if isinstance(encoding, str) and GENERIC.fullmatch(encoding):
+        raise ValueError(f"image encoding {encoding} is a depth or generic image, not a colour one (cv_bridge refuses "
+                         "to convert it to colour as well): give the colour topic in input_topics; a depth topic "
+                         "belongs in depth_topics")
     if not isinstance(encoding, str) or encoding not in ROS_ENCODINGS:
         raise ValueError(f"unsupported image encoding {encoding!r}: publish one of {sorted(ROS_ENCODINGS)} "
                          "(or use image_transport's compressed topic)")

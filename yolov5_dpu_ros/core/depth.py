@@ -14,9 +14,10 @@ Everything is vectorised over the detections of a frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 
 from yolov5_dpu_ros.core import validate
@@ -29,14 +30,20 @@ MIN_DEPTH_M, MAX_DEPTH_M = 0.05, 100.0
 _BINS = int(np.log(MAX_DEPTH_M / MIN_DEPTH_M) / np.log1p(BIN)) + 2  # the last one holds the invalid samples
 
 
+DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant")  # sensor_msgs/distortion_models.hpp
+
+
 @dataclass(frozen=True)
 class Intrinsics:
-    """Pinhole intrinsics of the colour image (``K`` of sensor_msgs/CameraInfo, row-major 3x3)."""
+    """Intrinsics of the colour image as it is published: ``K`` of sensor_msgs/CameraInfo (row-major 3x3) and,
+    for an unrectified image, its distortion ``D`` under ``model`` (OpenCV's coefficient order)."""
 
     fx: float
     fy: float
     cx: float
     cy: float
+    distortion: tuple[float, ...] = ()
+    model: str = "plumb_bob"
 
     @classmethod
     def from_k(cls, k: Sequence[float]) -> Intrinsics:
@@ -45,6 +52,38 @@ class Intrinsics:
             raise ValueError(f"camera_info K must be 9 finite numbers with fx, fy > 0, got {values}: is the camera "
                              "calibrated?")
         return cls(values[0], values[4], values[2], values[5])
+
+    @classmethod
+    def from_camera_info(cls, k: Sequence[float], d: Sequence[float], model: str) -> Intrinsics:
+        """K with the distortion the image still has (all-zero or empty D: a rectified or ideal image)."""
+        pinhole = cls.from_k(k)
+        coefficients = tuple(float(v) for v in d)
+        if not any(coefficients):
+            return pinhole
+        if model not in DISTORTION_MODELS or not all(np.isfinite(coefficients)):
+            raise ValueError(f"camera_info distortion model {model!r} with D {list(coefficients)} is not one of "
+                             f"{list(DISTORTION_MODELS)}: publish the rectified image (image_proc) as the input")
+        if model == "equidistant" and len(coefficients) != 4:
+            raise ValueError(f"camera_info equidistant D needs 4 coefficients, got {len(coefficients)}")
+        if model != "equidistant" and len(coefficients) not in (4, 5, 8, 12, 14):
+            raise ValueError(f"camera_info {model} D has {len(coefficients)} coefficients: OpenCV reads 4, 5, 8, "
+                             "12 or 14")
+        return replace(pinhole, distortion=coefficients, model=model)
+
+    def scaled(self, sx: float, sy: float) -> Intrinsics:
+        """The same camera at another resolution of the same view (distortion is in normalised coordinates)."""
+        return replace(self, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy)
+
+    def undistorted(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels (N, 2) of the published image → normalised pinhole coordinates (N, 2) of their rays."""
+        if not self.distortion:
+            return np.stack([(pixels[:, 0] - self.cx) / self.fx, (pixels[:, 1] - self.cy) / self.fy], axis=1)
+        k = np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+        points = np.ascontiguousarray(pixels, np.float64).reshape(-1, 1, 2)
+        d = np.array(self.distortion)
+        rays = (cv2.fisheye.undistortPoints(points, k, d) if self.model == "equidistant"
+                else cv2.undistortPoints(points, k, d))
+        return rays.reshape(-1, 2)
 
 
 @dataclass(frozen=True)
@@ -163,8 +202,7 @@ def depth_boxes(depth_msg: Any, xyxy: np.ndarray, colour_hw: tuple[int, int], in
     (rescaled when the colour image has another resolution of the same view). ValueError for a bad depth image."""
     height, width = colour_hw
     if info_wh[0] and info_wh[1] and info_wh != (width, height):
-        sx, sy = width / info_wh[0], height / info_wh[1]
-        intrinsics = Intrinsics(intrinsics.fx * sx, intrinsics.fy * sy, intrinsics.cx * sx, intrinsics.cy * sy)
+        intrinsics = intrinsics.scaled(width / info_wh[0], height / info_wh[1])
     depth = depth_from_fields(depth_msg.encoding, depth_msg.height, depth_msg.width, depth_msg.step, depth_msg.data,
                               depth_msg.is_bigendian, config.scale)
     return boxes_3d(xyxy, depth, colour_hw, intrinsics, config)
@@ -177,9 +215,10 @@ def project(points: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
 
 
 def back_project(pixels: np.ndarray, z: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
-    """3D points (N, 3) in the optical frame of pixels (N, 2) at depths z (N,)."""
-    return np.stack([(pixels[:, 0] - intrinsics.cx) * z / intrinsics.fx,
-                     (pixels[:, 1] - intrinsics.cy) * z / intrinsics.fy, z], axis=1)
+    """3D points (N, 3) in the optical frame of pixels (N, 2) of the published image at depths z (N,); a
+    distorted image's pixels are undistorted first."""
+    rays = intrinsics.undistorted(pixels)
+    return np.stack([rays[:, 0] * z, rays[:, 1] * z, z], axis=1)
 
 
 def rotate(points: np.ndarray, quaternion: Sequence[float]) -> np.ndarray:

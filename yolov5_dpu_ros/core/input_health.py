@@ -63,6 +63,7 @@ class CameraCounts:
     replaced: int = 0  # replaced in the one-frame queue by a newer frame (the detector is slower)
     lost: int = 0  # the middleware's message_lost events
     unseen: int = 0  # never reached the node, estimated from header-stamp gaps
+    discarded: int = 0  # finished after deactivate stopped the outputs: not published
 
     def __sub__(self, other: CameraCounts) -> CameraCounts:
         return CameraCounts(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
@@ -81,7 +82,8 @@ def health(window: CameraCounts, threshold: float = WARN_FRACTION) -> tuple[bool
     reasons = [(never, "never reached the node (transport: large images need a big socket receive buffer: "
                        "sysctl net.core.rmem_max and the package's middleware config, README 'Cameras')"),
                (window.replaced, "replaced in the queue (the detector is slower than the camera)"),
-               (window.bad, "bad frames"), (window.failed, "failed in the detector")]
+               (window.bad, "bad frames"), (window.failed, "failed in the detector"),
+               (window.discarded, "finished after deactivate")]
     why = ", ".join(f"{n} {text}" for n, text in sorted(reasons, key=lambda r: -r[0]) if n > 0)
     return False, f"{100 * missed / camera:.0f} % of the camera's frames not processed: {why or 'in flight'}"
 

@@ -7,8 +7,10 @@ geometry_msgs/Pose2D centre; 2.x (Foxy) ``id`` and ``score`` directly on the hyp
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from yolov5_dpu_ros.core.conversions import DetectionFields
@@ -72,3 +74,27 @@ def label_info(header, names: Sequence[str], threshold: float):
     """vision_msgs/LabelInfo: the class map and the confidence threshold (vision_msgs >= 4 only)."""
     return LabelInfo(header=header, threshold=float(threshold),
                      class_map=[VisionClass(class_id=i, class_name=n) for i, n in enumerate(names)])
+
+
+class CameraPublishers:
+    """frame_cycle's Outputs on one camera's lifecycle publishers (by role: camera_io.OUTPUTS)."""
+
+    def __init__(self, publishers: dict[str, Any]) -> None:
+        self.by_role = publishers
+
+    def detections(self, header: Any, fields: Sequence[DetectionFields]) -> None:
+        self.by_role["detections"].publish(detection_array(header, fields))
+
+    def detections_3d(self, header: Any, frame_id: str, fields: Sequence[Detection3DFields]) -> None:
+        self.by_role["detections_3d"].publish(detection3d_array(Header(stamp=header.stamp, frame_id=frame_id), fields))
+
+    def wants_image(self) -> bool:
+        return self.by_role["image"].get_subscription_count() > 0
+
+    def image(self, header: Any, pixels: Any, height: int, width: int) -> None:
+        self.by_role["image"].publish(Image(header=header, height=height, width=width, encoding="bgr8",
+                                            is_bigendian=0, step=width * 3, data=pixels))
+
+    def labels(self, header: Any, names: Sequence[str], threshold: float) -> None:
+        if "labels" in self.by_role:
+            self.by_role["labels"].publish(label_info(header, names, threshold))

@@ -47,11 +47,13 @@ PARAMETERS: dict[str, Param] = {
                               "nothing else needs; off leaves CPU to the middleware)"),
     "class_id_format": Param("name", f"hypothesis class_id as: {' | '.join(CLASS_ID_FORMATS)}"),
     "publish_debug_image": Param(True, "publish annotated images on detections/image while someone subscribes"),
-    "input_reliability": Param("auto", f"input QoS reliability: {' | '.join(RELIABILITY)}; auto matches the "
-                                       "publishers (reliable only when all are), depth is 1"),
+    "input_reliability": Param("auto", f"input QoS reliability of colour, depth and camera_info: "
+                                       f"{' | '.join(RELIABILITY)}; auto matches each topic's publishers (reliable "
+                                       "only when all are)"),
     "input_topics": Param(["image_raw"], "image topics (relative ones under the node's namespace); with several, "
                                          "each one's outputs go under its namespace", launch=False),
-    "compressed": Param(False, "subscribe to sensor_msgs/CompressedImage (also when a topic ends in /compressed)"),
+    "compressed": Param(False, "subscribe to sensor_msgs/CompressedImage on <topic>/compressed, image_transport's "
+                               "name (a topic already ending in /compressed is taken as it is)"),
     "autostart": Param(True, "configure and activate at start (false: wait for lifecycle transitions)"),
     "depth_topics": Param([""], "RGB-D: per camera (input_topics order), the depth image aligned to its colour "
                                 "image (16UC1 mm or 32FC1 m); '' = no 3D output for that camera, [''] = none",
@@ -60,10 +62,14 @@ PARAMETERS: dict[str, Param] = {
                                       "beside the colour topic", launch=False),
     "depth_sync_slop": Param(0.05, "RGB-D: most seconds between a colour and a depth stamp to pair them",
                              (0.001, 1.0)),
+    "depth_wait": Param(0.1, "RGB-D: most seconds a colour frame's 3D output waits for depth and camera info stamped "
+                             "within depth_sync_slop of it (its 2D output does not wait)", (0.0, 2.0)),
     "depth_scale": Param(0.0, "RGB-D: metres per depth unit; 0 = by encoding (16UC1 millimetres, 32FC1 metres)",
                          (0.0, 1.0)),
     "target_frame": Param("", "RGB-D: frame of the 3D boxes (tf2 at the image stamp); empty = the camera's "
                               "optical frame"),
+    "tf_timeout": Param(0.01, "RGB-D: most seconds to wait for the transform into target_frame at a frame's stamp "
+                              "before counting it a frame without transform", (0.0, 1.0)),
     "tracking": Param(True, "track objects per camera: Detection2D.id holds the track ID (empty until confirmed)",
                       None, True),
     "track_lifetime": Param(1.0, "tracking: seconds a track lives on without a match (then removed; a longer gap "
