@@ -4,24 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
+from bag_helpers import bag_messages, write_rgbd_bag
 
 from demo.make_demo_inputs import FRAME_ID, IMAGE_TOPIC, moving_shapes, write_bag
-from yolov5_dpu_ros.cli.bag_io import DETECTIONS, typestore
+from yolov5_dpu_ros.cli.bag_io import DETECTIONS
 from yolov5_dpu_ros.cli.main import main
 
 pytestmark = pytest.mark.needs("rosbags", "onnxruntime")
 
 DEMO_BAG = Path(__file__).resolve().parents[1] / "demo" / "shapes_camera_bag"
-
-
-def _messages(bag: Path, msgtype: str):
-    from rosbags.highlevel import AnyReader
-
-    with AnyReader([bag], default_typestore=typestore()) as reader:
-        conns = [c for c in reader.connections if c.msgtype == msgtype]
-        return [(c.topic, t, reader.deserialize(raw, c.msgtype)) for c, t, raw in reader.messages(connections=conns)]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +28,8 @@ def test_round_trip_one_array_per_frame_with_the_image_header(tmp_path, mcap_bag
     source = DEMO_BAG if storage == "sqlite3" else mcap_bag
     out = tmp_path / "detections"
     assert main(["bag", str(source), "--out", str(out), "--storage", storage, "--no-progress"]) == 0
-    images = _messages(source, "sensor_msgs/msg/Image")
-    arrays = _messages(out, DETECTIONS)
+    images = bag_messages(source, "sensor_msgs/msg/Image")
+    arrays = bag_messages(out, DETECTIONS)
     assert len(arrays) == len(images) > 0
     for (_, t_in, img), (topic, t_out, arr) in zip(images, arrays):
         assert topic == "/detections" and t_out == t_in
@@ -49,7 +41,7 @@ def test_round_trip_one_array_per_frame_with_the_image_header(tmp_path, mcap_bag
             assert 0 <= det.bbox.center.position.x <= img.width and det.bbox.size_x > 0
     assert sum(len(a.detections) for _, _, a in arrays) >= len(arrays)  # the shapes are found
     assert (out / "metadata.yaml").is_file()
-    timings = _messages(out, "diagnostic_msgs/msg/DiagnosticArray")
+    timings = bag_messages(out, "diagnostic_msgs/msg/DiagnosticArray")
     assert len(timings) == len(images) and {kv.key for kv in timings[0][2].status[0].values} == {
         "preprocess", "inference", "postprocess", "latency ms (callback to publish)", "age ms (stamp to publish)"}
     for _, _, record in timings:
@@ -64,7 +56,7 @@ def test_bag_track_writes_ids_that_follow_the_moving_shapes(tmp_path):
     write_bag(source, list(moving_shapes(7, 30)))
     out = tmp_path / "tracked"
     assert main(["bag", str(source), "--out", str(out), "--no-progress", "--track"]) == 0
-    arrays = [a for _, _, a in _messages(out, DETECTIONS)]
+    arrays = [a for _, _, a in bag_messages(out, DETECTIONS)]
     ids = [d.id for a in arrays for d in a.detections]
     assert ids[: len(arrays[0].detections)] == [""] * len(arrays[0].detections)  # the first frame: tentative
     later = [d.id for a in arrays[5:] for d in a.detections]
@@ -91,13 +83,13 @@ def test_compressed_topic_and_ros1_bag(tmp_path):
                           step=f.shape[1] * 3, data=f.reshape(-1))
             writer.write(conn, (50 + i) * 10**9, store.serialize_ros1(msg, image_t.__msgtype__))
     assert main(["bag", str(ros1), "--out", str(tmp_path / "o1"), "--no-progress"]) == 0
-    arrays = _messages(tmp_path / "o1", DETECTIONS)
+    arrays = bag_messages(tmp_path / "o1", DETECTIONS)
     assert [a.header.stamp.sec for _, _, a in arrays] == [50, 51, 52, 53, 54]
     assert {a.header.frame_id for _, _, a in arrays} == {"cam1"}
 
     assert main(["bag", str(DEMO_BAG), "--out", str(tmp_path / "o2"), "--topics", IMAGE_TOPIC + "/compressed",
                  "--no-progress"]) == 0
-    assert len(_messages(tmp_path / "o2", DETECTIONS)) == len(_messages(DEMO_BAG, "sensor_msgs/msg/Image"))
+    assert len(bag_messages(tmp_path / "o2", DETECTIONS)) == len(bag_messages(DEMO_BAG, "sensor_msgs/msg/Image"))
 
 
 def test_compare_a_run_with_itself_agrees_fully(tmp_path, capsys):
@@ -226,60 +218,14 @@ def test_existing_output_and_missing_compare_input(tmp_path, capsys):
     assert "no such bag" in capsys.readouterr().err
 
 
-def _rgbd_bag(path, frames: int = 4):
-    """Colour (demo shapes), an aligned 16UC1 depth at half resolution (each object's box at 2 m + 0.25 m per
-    object, a wall at 5 m) and CameraInfo, stamped alike; returns the samples and each object's true depth."""
-    from rosbags.rosbag2 import Writer
-    from rosbags.typesys import Stores, get_typestore
-
-    from demo.shapes import make_sample
-
-    ts = get_typestore(Stores.ROS2_HUMBLE)
-    t = ts.types
-    samples, truths = [], []
-    with Writer(path, version=8) as writer:
-        colour = writer.add_connection("/camera/color/image_raw", "sensor_msgs/msg/Image", typestore=ts)
-        depth_c = writer.add_connection("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image",
-                                        typestore=ts)
-        info_c = writer.add_connection("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=ts)
-        for i in range(frames):
-            sample = make_sample(40 + i, "test", i, (640, 480))
-            ns = 1_700_000_000 * 10**9 + i * 33_000_000
-            header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=ns // 10**9,
-                                                                                      nanosec=ns % 10**9),
-                                              frame_id="camera_color_optical_frame")
-            depth = np.full((240, 320), 5000, np.uint16)
-            zs = []
-            for k, (x1, y1, x2, y2) in enumerate(sample.xyxy):  # nearest last, as drawn
-                z = 2.0 + 0.25 * k
-                depth[int(y1 / 2):int(y2 / 2) + 1, int(x1 / 2):int(x2 / 2) + 1] = int(z * 1000)
-                zs.append(z)
-            img = t["sensor_msgs/msg/Image"](header=header, height=480, width=640, encoding="bgr8", is_bigendian=0,
-                                             step=640 * 3, data=sample.image.reshape(-1))
-            dep = t["sensor_msgs/msg/Image"](header=header, height=240, width=320, encoding="16UC1", is_bigendian=0,
-                                             step=640, data=depth.view(np.uint8).reshape(-1))
-            info = t["sensor_msgs/msg/CameraInfo"](
-                header=header, height=480, width=640, distortion_model="plumb_bob", d=np.zeros(5),
-                k=np.array([500.0, 0, 320, 0, 500, 240, 0, 0, 1]), r=np.eye(3).reshape(-1),
-                p=np.zeros(12), binning_x=0, binning_y=0,
-                roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
-                                                          do_rectify=False))
-            writer.write(colour, ns, ts.serialize_cdr(img, "sensor_msgs/msg/Image"))
-            writer.write(depth_c, ns + 2_000_000, ts.serialize_cdr(dep, "sensor_msgs/msg/Image"))
-            writer.write(info_c, ns + 1_000_000, ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
-            samples.append(sample)
-            truths.append(zs)
-    return samples, truths
-
-
 def test_bag_depth_topic_writes_detections_3d_beside_the_2d_ones(tmp_path):
     source = tmp_path / "rgbd"
-    samples, truths = _rgbd_bag(source)
+    samples, truths = write_rgbd_bag(source)
     out = tmp_path / "out"
     assert main(["bag", str(source), "--out", str(out), "--no-progress", "--topics", "/camera/color/image_raw",
                  "--depth-topic", "/camera/aligned_depth_to_color/image_raw", "--track"]) == 0
-    arrays_2d = _messages(out, DETECTIONS)
-    arrays_3d = _messages(out, "vision_msgs/msg/Detection3DArray")
+    arrays_2d = bag_messages(out, DETECTIONS)
+    arrays_3d = bag_messages(out, "vision_msgs/msg/Detection3DArray")
     assert len(arrays_3d) == len(arrays_2d) == len(samples)
     matched = 0
     for (_, _, a2), (topic, _, a3), zs in zip(arrays_2d, arrays_3d, truths):
@@ -301,7 +247,7 @@ def test_bag_depth_topic_writes_detections_3d_beside_the_2d_ones(tmp_path):
 
 def test_bag_depth_topic_that_is_not_there_is_refused_before_writing(tmp_path, capsys):
     source = tmp_path / "rgbd"
-    _rgbd_bag(source, frames=1)
+    write_rgbd_bag(source, frames=1)
     out = tmp_path / "out"
     assert main(["bag", str(source), "--out", str(out), "--no-progress", "--topics", "/camera/color/image_raw",
                  "--depth-topic", "/camera/depth/nope"]) == 2

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from bag_helpers import bag_messages, write_rgbd_bag
 
 from demo.shapes import make_sample
 from yolov5_dpu_ros.core.conversions import detection_fields
@@ -296,3 +297,44 @@ def test_new_tracking_settings_reach_the_tracker_before_the_next_frame_not_durin
     _drain(cycle)
     assert any("tracks start afresh" in text for _, text in logs)
     assert all(f.id == "" for f in cam.outputs.of("2d")[-1][2])  # new tracks are not confirmed yet
+
+
+@pytest.mark.needs("rosbags")
+def test_an_rgbd_bag_played_in_arrival_order_gives_the_3d_boxes_yolov5_dpu_bag_gives(cycle_with, tmp_path):
+    """The bag's messages in recorded order through the frame cycle, each colour frame's detections ready before
+    its depth arrives (the late-depth case a live node meets): every frame has the 3D boxes that the whole-bag
+    pairing of ``yolov5-dpu bag --depth-topic`` writes for the same bag."""
+    from rosbags.highlevel import AnyReader
+
+    from yolov5_dpu_ros.cli.bag_io import typestore
+    from yolov5_dpu_ros.cli.main import main
+
+    source = tmp_path / "rgbd"
+    write_rgbd_bag(source, frames=6)
+    colour, depth = "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw"
+    assert main(["bag", str(source), "--out", str(tmp_path / "out"), "--no-progress", "--topics", colour,
+                 "--depth-topic", depth]) == 0
+    want = {(a.header.stamp.sec, a.header.stamp.nanosec): a
+            for _, _, a in bag_messages(tmp_path / "out", "vision_msgs/msg/Detection3DArray")}
+    cycle, _, _ = cycle_with(input_topics=[colour], depth_topics=[depth], tracking=False, depth_wait=1.0)
+    pending: dict = {}  # message_filters' synchroniser, for depth and info of one stamp
+    with AnyReader([source], default_typestore=typestore()) as reader:
+        for connection, _, raw in reader.messages():
+            msg = reader.deserialize(raw, connection.msgtype)
+            if connection.topic == colour:
+                cycle.on_image(0, msg)
+                _drain(cycle)  # the 2D result is out before its depth comes
+                continue
+            stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            pending.setdefault(stamp, {})["info" if connection.topic.endswith("camera_info") else "depth"] = msg
+            if len(pending[stamp]) == 2:
+                pair = pending.pop(stamp)
+                cycle.on_depth(0, pair["depth"], pair["info"])
+    got = cycle.cameras[0].outputs.of("3d")
+    assert len(got) == len(want) == 6
+    for _, header, frame_id, fields3d in got:
+        expected = want[(header.stamp.sec, header.stamp.nanosec)]
+        assert frame_id == expected.header.frame_id and len(fields3d) == len(expected.detections) > 0
+        np.testing.assert_allclose([f.center for f in fields3d],
+                                   [(d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.center.position.z)
+                                    for d in expected.detections], rtol=1e-5)

@@ -24,6 +24,7 @@ try:  # the module imports everywhere; without ROS 2 every test here skips with 
     from sensor_msgs.msg import CompressedImage, Image
     from vision_msgs.msg import Detection2DArray, LabelInfo
 
+    from yolov5_dpu_ros.ros.diagnostics import camera_report
     from yolov5_dpu_ros.ros.node import DetectorNode
 except ImportError:
     pass
@@ -186,7 +187,7 @@ def test_stamp_gaps_show_in_diagnostics(ros):
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(i * 100_000_000, 1_000_000_000)
             node._cycle.on_image(0, msg)
             node._cycle.pipeline.wait_idle(10)
-        status = node._camera_report(0)
+        status = camera_report("active", node._cycle, 0, 1.0, "reliable")
         assert status.values["never reached the node (from stamps)"] == "12" and "12 never reached" in status.message
 
 

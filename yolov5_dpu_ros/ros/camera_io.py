@@ -94,6 +94,12 @@ def input_choice(setting: str, role: str, offered: list[list[str]]) -> tuple[tup
     return tuple(input_qos(setting, o, r) for o, r in zip(offered, roles)), sum(len(o) for o in offered)
 
 
+def subscribed_line(ends: list[Endpoint], qos: tuple[Qos, ...], setting: str, publishers: int) -> str:
+    """The log line of a (re)subscription: what, with which reliability, and why."""
+    return (f"{' and '.join(e.topic for e in ends)}: subscribed {'/'.join(q.reliability for q in qos)} "
+            f"(input_reliability {setting}, {publishers} publishers)")
+
+
 def input_qos(setting: str, publishers: list[str], role: str) -> Qos:
     """An input's QoS: the ``input_reliability`` setting, or with ``auto`` what its publishers offer (reliable only
     when every one is: a reliable reader never matches a best-effort writer) — the same rule for colour, depth and

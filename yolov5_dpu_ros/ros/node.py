@@ -13,39 +13,26 @@ from typing import Any
 from diagnostic_updater import DiagnosticStatusWrapper, Updater
 from message_filters import ApproximateTimeSynchronizer, Subscriber
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.duration import Duration
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
-from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
-from tf2_ros import Buffer, TransformException, TransformListener
-from vision_msgs.msg import Detection2DArray, Detection3DArray
+from tf2_ros import Buffer, TransformListener
 
 from yolov5_dpu_ros.core.middleware import read_rmem_max, rmem_advice
 from yolov5_dpu_ros.core.pipeline import DetectionPipeline
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.dpu.board import explain
 from yolov5_dpu_ros.ros import node_config, params
-from yolov5_dpu_ros.ros.camera_io import Endpoint, Qos, camera_topics, input_choice
-from yolov5_dpu_ros.ros.diagnostics import Status, camera_report, node_report
-from yolov5_dpu_ros.ros.frame_cycle import FrameCycle, NoTransformError
+from yolov5_dpu_ros.ros.bindings import TYPES, offered, profile, transform_lookup
+from yolov5_dpu_ros.ros.camera_io import Endpoint, Qos, camera_topics, input_choice, subscribed_line
+from yolov5_dpu_ros.ros.diagnostics import camera_report, fill, node_report
+from yolov5_dpu_ros.ros.frame_cycle import FrameCycle
 from yolov5_dpu_ros.ros.held import Held
 from yolov5_dpu_ros.ros.messages import CameraPublishers, LabelInfo
 
 DRAIN_S = 2.0  # deactivate waits this long for frames in flight
-TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage,
-         "sensor_msgs/msg/CameraInfo": CameraInfo, "vision_msgs/msg/Detection2DArray": Detection2DArray,
-         "vision_msgs/msg/Detection3DArray": Detection3DArray, "vision_msgs/msg/LabelInfo": LabelInfo}
-RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
-POLICY_NAMES = {ReliabilityPolicy.RELIABLE: "reliable", ReliabilityPolicy.BEST_EFFORT: "best_effort"}
-
-
-def _qos(qos: Qos) -> QoSProfile:
-    return QoSProfile(depth=qos.depth, reliability=RELIABILITY[qos.reliability],
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL if qos.latched else DurabilityPolicy.VOLATILE)
 
 
 class DetectorNode(LifecycleNode):
@@ -60,7 +47,7 @@ class DetectorNode(LifecycleNode):
         self._tf_buffer: Any = None
         self._updater = Updater(self, period=1.0)  # diagnostics in every lifecycle state
         self._updater.setHardwareID("yolov5_dpu_ros")
-        self._updater.add("node", partial(self._report, lambda: node_report(self._state_name(), self._cycle)))
+        self._updater.add("node", lambda stat: fill(stat, node_report(self._state_name(), self._cycle)))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # lifecycle: every transition catches everything (Humble's rclpy drops an exception raised in a transition
@@ -85,7 +72,9 @@ class DetectorNode(LifecycleNode):
     def _build(self, config: node_config.NodeConfig) -> None:
         """Detectors, pipeline, publishers, tf listener and diagnostics tasks, each held for cleanup once built."""
         detectors = build_detectors(config.backend_spec, config.model_meta, config.workers, config.selection)
-        cycle = FrameCycle(config, detectors[0].meta.names, self._log, self._ros_now, self._lookup)
+        self._tf_buffer = Buffer() if any(s is not None and s.target_frame for s in config.depth) else None
+        cycle = FrameCycle(config, detectors[0].meta.names, self._log, self._ros_now,
+                           transform_lookup(self._tf_buffer) if self._tf_buffer is not None else None)
         try:
             cycle.pipeline = DetectionPipeline(detectors, cycle.on_result)
         except BaseException:
@@ -98,10 +87,9 @@ class DetectorNode(LifecycleNode):
             publishers = {role: self._publisher(end, qos)
                           for role, (end, qos) in topics.outputs(LabelInfo is not None).items()}
             cycle.add_camera(topics, setup, CameraPublishers(publishers))
-            self._updater.add(topics.colour.topic, partial(self._report, partial(self._camera_report, index)))
+            self._updater.add(topics.colour.topic, partial(self._camera_diagnostics, index))
             self._configured.hold("diagnostics task", partial(self._updater.removeByName, topics.colour.topic))
-        if any(s is not None and s.target_frame for s in config.depth):
-            self._tf_buffer = Buffer()
+        if self._tf_buffer is not None:
             self._configured.hold("tf listener", TransformListener(self._tf_buffer, self).unregister)
         self._cycle = cycle
         self._updater.setHardwareID(f"yolov5_dpu_ros/{config.backend_spec.name}")
@@ -111,7 +99,7 @@ class DetectorNode(LifecycleNode):
             f"cameras {[c.topics.colour.topic for c in cycle.cameras]}")
 
     def _publisher(self, end: Endpoint, qos: Qos) -> Any:
-        publisher = self.create_lifecycle_publisher(TYPES[end.type], end.topic, _qos(qos))
+        publisher = self.create_lifecycle_publisher(TYPES[end.type], end.topic, profile(qos))
         self._configured.hold(f"publisher {end.topic}", partial(self.destroy_lifecycle_publisher, publisher))
         return publisher
 
@@ -135,7 +123,8 @@ class DetectorNode(LifecycleNode):
         """Inputs stop, the frames in flight finish (bounded), then the publishers go quiet; a frame finishing
         later is counted as finished after deactivate, never published."""
         try:
-            self._release("stop the inputs", self._activated)
+            for error in self._activated.release():  # the inputs; the cycle stays active for the frames in flight
+                self.get_logger().error(f"while trying to stop the inputs: {error}")
             cycle = self._configured_cycle()
             if not cycle.running().wait_idle(DRAIN_S):
                 self.get_logger().warning(f"frames still in flight after {DRAIN_S} s: they finish unpublished, "
@@ -184,22 +173,19 @@ class DetectorNode(LifecycleNode):
         cycle = self._configured_cycle()
         for cam in cycle.cameras:
             for role, ends in cam.topics.inputs().items():
-                offered = [[POLICY_NAMES.get(i.qos_profile.reliability, "best_effort") for i in
-                            self.get_publishers_info_by_topic(self.resolve_topic_name(end.topic))] for end in ends]
-                qos, publishers = input_choice(cycle.config.input_reliability, role, offered)
+                qos, publishers = input_choice(cycle.config.input_reliability, role, [
+                    offered(self.get_publishers_info_by_topic(self.resolve_topic_name(e.topic))) for e in ends])
                 key = (cam.topics.index, role)
                 if key in self._inputs and self._inputs[key][:2] == (qos, publishers):
                     continue
                 self._drop_input(key)
                 subscribe = self._subscribe_colour if role == "colour" else self._subscribe_depth
                 self._inputs[key] = (qos, publishers, subscribe(cam.topics.index, ends, qos))
-                self.get_logger().info(f"{' and '.join(e.topic for e in ends)}: subscribed "
-                                       f"{'/'.join(q.reliability for q in qos)} (input_reliability "
-                                       f"{cycle.config.input_reliability}, {publishers} publishers)")
+                self.get_logger().info(subscribed_line(ends, qos, cycle.config.input_reliability, publishers))
 
     def _subscribe_colour(self, index: int, ends: list[Endpoint], qos: tuple[Qos, ...]) -> list:
         cycle = self._configured_cycle()
-        args = (TYPES[ends[0].type], ends[0].topic, partial(cycle.on_image, index), _qos(qos[0]))
+        args = (TYPES[ends[0].type], ends[0].topic, partial(cycle.on_image, index), profile(qos[0]))
         try:
             lost = SubscriptionEventCallbacks(message_lost=lambda i: cycle.on_lost(index, i.total_count_change))
             return [self.create_subscription(*args, event_callbacks=lost)]
@@ -215,8 +201,8 @@ class DetectorNode(LifecycleNode):
         rgbd = cycle.cameras[index].rgbd
         if rgbd is None:
             return []
-        depth = Subscriber(self, Image, ends[0].topic, qos_profile=_qos(qos[0]))
-        info = Subscriber(self, CameraInfo, ends[1].topic, qos_profile=_qos(qos[1]))
+        depth = Subscriber(self, Image, ends[0].topic, qos_profile=profile(qos[0]))
+        info = Subscriber(self, CameraInfo, ends[1].topic, qos_profile=profile(qos[1]))
         synchronizer = ApproximateTimeSynchronizer([depth, info], 10, rgbd.setup.slop)
         synchronizer.registerCallback(partial(cycle.on_depth, index))
         return [depth.sub, info.sub]  # message_filters' Subscriber holds its rclpy subscription as .sub
@@ -236,15 +222,6 @@ class DetectorNode(LifecycleNode):
     def _ros_now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _lookup(self, target: str, header: Any, timeout_s: float) -> tuple[tuple, tuple]:
-        try:
-            t = self._tf_buffer.lookup_transform(target, header.frame_id, Time.from_msg(header.stamp),
-                                                 Duration(seconds=timeout_s)).transform
-        except TransformException as e:
-            raise NoTransformError(str(e)) from e
-        return ((t.translation.x, t.translation.y, t.translation.z),
-                (t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w))
-
     def _publish_labels(self) -> None:
         """LabelInfo (class map, threshold) once per activation and after a threshold change; latched."""
         cycle = self._configured_cycle()
@@ -256,17 +233,9 @@ class DetectorNode(LifecycleNode):
     def _state_name(self) -> str:
         return str(self._state_machine.current_state[1])
 
-    def _camera_report(self, index: int) -> Status:
+    def _camera_diagnostics(self, index: int, stat: DiagnosticStatusWrapper) -> DiagnosticStatusWrapper:
         reliability = "/".join(q.reliability for q in self._inputs.get((index, "colour"), ((), 0, []))[0])
-        return camera_report(self._state_name(), self._cycle, index, self._ros_now(), reliability)
-
-    @staticmethod
-    def _report(make: Any, stat: DiagnosticStatusWrapper) -> DiagnosticStatusWrapper:
-        status: Status = make()
-        stat.summary(status.level, status.message)
-        for key, value in status.values.items():
-            stat.add(key, value)
-        return stat
+        return fill(stat, camera_report(self._state_name(), self._cycle, index, self._ros_now(), reliability))
 
     def _on_set_parameters(self, changed: list) -> SetParametersResult:
         """Any parameter while unconfigured (read at the next configure), runtime ones while configured."""
