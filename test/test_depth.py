@@ -9,13 +9,18 @@ import pytest
 from props import given, settings, st
 
 from bench.rgbd_scenes import COLOUR_WH, K, render
+from yolov5_dpu_ros.core.conversions import DetectionFields
 from yolov5_dpu_ros.core.depth import (
+    Boxes3D,
     DepthConfig,
     Intrinsics,
     StampPairing,
     back_project,
     boxes_3d,
+    camera_info_beside,
+    depth_boxes,
     depth_from_fields,
+    detection3d_fields,
     project,
     rotate,
 )
@@ -240,7 +245,95 @@ def test_camera_info_distortion_is_checked_and_zero_distortion_is_a_pinhole_came
     assert Intrinsics.from_camera_info(k, [], "") == Intrinsics(500.0, 500.0, 320, 240)
     with pytest.raises(ValueError, match="rectified"):
         Intrinsics.from_camera_info(k, [0.1, 0, 0, 0, 0], "kannala_brandt_9")
-    with pytest.raises(ValueError, match="4 coefficients"):
+    with pytest.raises(ValueError, match="needs 4"):
         Intrinsics.from_camera_info(k, [0.1, 0, 0, 0, 0], "equidistant")
     with pytest.raises(ValueError, match="coefficients"):
         Intrinsics.from_camera_info(k, [0.1, 0.2, 0.3], "plumb_bob")
+
+
+def _depth_msg(metres: np.ndarray, encoding: str = "16UC1", bigendian: bool = False):
+    """A depth Image message's fields (rclpy's or rosbags' attribute names)."""
+    from types import SimpleNamespace
+
+    values = (np.round(metres * 1000).astype(np.uint16) if encoding == "16UC1" else metres.astype(np.float32))
+    values = values.byteswap() if bigendian else values
+    return SimpleNamespace(encoding=encoding, height=metres.shape[0], width=metres.shape[1],
+                           step=metres.shape[1] * values.itemsize, data=values.tobytes(), is_bigendian=int(bigendian))
+
+
+@pytest.mark.parametrize("info_wh,colour_hw", [((1280, 720), (480, 640)), ((640, 480), (720, 1280)),
+                                               ((640, 480), (480, 640)), ((0, 0), (480, 640))])
+def test_camera_info_for_another_resolution_rescales_k_per_axis(info_wh, colour_hw):
+    """K given for the camera_info's width and height, the colour image at another resolution of the same view
+    (also with another aspect ratio): fx and cx scale with the width, fy and cy with the height; an info without
+    a size (0x0) is taken as the colour image's."""
+    k = Intrinsics(700.0, 610.0, 650.0, 350.0)
+    depth = np.full((120, 160), 6.0)
+    depth[30:60, 40:90] = 2.0
+    box = np.array([[0.27, 0.27, 0.53, 0.48]]) * [colour_hw[1], colour_hw[0], colour_hw[1], colour_hw[0]]
+    got = depth_boxes(_depth_msg(depth), box, colour_hw, k, info_wh, DepthConfig())
+    sx, sy = (colour_hw[1] / info_wh[0], colour_hw[0] / info_wh[1]) if info_wh[0] else (1.0, 1.0)
+    want = boxes_3d(box, depth_from_fields("16UC1", 120, 160, 320, _depth_msg(depth).data), colour_hw,
+                    Intrinsics(700.0 * sx, 610.0 * sy, 650.0 * sx, 350.0 * sy))
+    np.testing.assert_allclose(got.center, want.center, rtol=1e-9)
+    np.testing.assert_allclose(got.size, want.size, rtol=1e-9)
+    u, v = (box[0, 0] + box[0, 2]) / 2, (box[0, 1] + box[0, 3]) / 2
+    np.testing.assert_allclose(got.center[0, :2], [(u - 650 * sx) * 2 / (700 * sx), (v - 350 * sy) * 2 / (610 * sy)])
+
+
+def test_a_depth_message_is_read_with_its_byte_order_and_the_configured_scale():
+    depth = np.full((60, 80), 4.0)
+    depth[10:40, 20:50] = 1.25
+    box, k = np.array([[80.0, 40.0, 200.0, 160.0]]), Intrinsics(300.0, 300.0, 160.0, 120.0)
+    little = depth_boxes(_depth_msg(depth), box, (240, 320), k, (320, 240), DepthConfig())
+    big = depth_boxes(_depth_msg(depth, bigendian=True), box, (240, 320), k, (320, 240), DepthConfig())
+    tenth_mm = depth_boxes(_depth_msg(depth), box, (240, 320), k, (320, 240), DepthConfig(scale=0.0001))
+    assert little.center[0, 2] == pytest.approx(1.25) and big.center[0, 2] == pytest.approx(1.25)
+    assert tenth_mm.center[0, 2] == pytest.approx(0.125)
+    wide = DepthConfig(min_extent_m=0.5)
+    assert depth_boxes(_depth_msg(depth), box, (240, 320), k, (320, 240), wide).size[0, 2] == pytest.approx(0.5)
+
+
+def test_detection3d_fields_carry_every_value_and_move_by_the_transform():
+    """Each valid box: its centre rotated then translated (tf2's order), its size per axis, the rotation as its
+    orientation, and the 2D detection's class id, score and track id; invalid boxes are left out."""
+    fields = [DetectionFields(1, 2, 3, 4, "cup", 0.9, "7"), DetectionFields(5, 6, 7, 8, "cat", 0.8, ""),
+              DetectionFields(9, 9, 9, 9, "dog", 0.7, "3")]
+    boxes = Boxes3D(np.array([[0.1, -0.2, 2.0], [0.0, 0.0, 0.0], [-0.3, 0.4, 3.5]]),
+                    np.array([[0.2, 0.3, 0.4], [0.0, 0.0, 0.0], [0.5, 0.6, 0.7]]), np.array([True, False, True]))
+    half = np.sqrt(0.5)
+    rotation, translation = (0.0, 0.0, half, half), (1.0, -2.0, 0.5)  # 90 degrees about z
+    out = detection3d_fields(fields, boxes, translation, rotation)
+    matrix = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert [(f.class_id, f.score, f.id) for f in out] == [("cup", 0.9, "7"), ("dog", 0.7, "3")]
+    np.testing.assert_allclose([f.center for f in out], boxes.center[[0, 2]] @ matrix.T + translation, atol=1e-12)
+    assert [f.size for f in out] == [(0.2, 0.3, 0.4), (0.5, 0.6, 0.7)]
+    assert all(f.orientation == rotation for f in out)
+    identity = detection3d_fields(fields, boxes)
+    assert [f.center for f in identity] == [(0.1, -0.2, 2.0), (-0.3, 0.4, 3.5)]
+    assert all(isinstance(v, float) for f in out for v in f.center)
+
+
+@pytest.mark.parametrize("topic,info", [
+    ("/camera/color/image_raw", "/camera/color/camera_info"), ("camera/image_raw", "camera/camera_info"),
+    ("image_raw", "camera_info"), ("/image_raw", "/camera_info"),
+    ("/cam/image_raw/compressed", "/cam/camera_info"), ("cam/image_raw/", "cam/camera_info"),
+    ("/image_raw/compressed", "/camera_info"), ("image_raw/compressed", "camera_info"),
+])
+def test_camera_info_is_looked_for_where_image_transport_drivers_publish_it(topic, info):
+    assert camera_info_beside(topic) == info
+
+
+@pytest.mark.parametrize("model,count,ok", [
+    ("plumb_bob", 4, True), ("plumb_bob", 5, True), ("rational_polynomial", 8, True), ("plumb_bob", 12, True),
+    ("plumb_bob", 14, True), ("plumb_bob", 13, False), ("plumb_bob", 6, False), ("equidistant", 4, True),
+    ("equidistant", 5, False), ("rational_polynomial", 3, False),
+])
+def test_distortion_coefficient_counts_are_those_opencv_reads(model, count, ok):
+    k = [500.0, 0, 320, 0, 500.0, 240, 0, 0, 1]
+    d = [0.01] * count
+    if ok:
+        assert Intrinsics.from_camera_info(k, d, model).distortion == tuple(d)
+    else:
+        with pytest.raises(ValueError, match=f"{count} coefficients"):
+            Intrinsics.from_camera_info(k, d, model)

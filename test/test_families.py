@@ -228,3 +228,13 @@ def test_yolox_needs_no_anchors_but_refuses_several():
         meta_from_dict({**base, "anchors": [[10, 13, 16, 30]] * 3})
     with pytest.raises(ValueError, match="'family' must be one of"):
         meta_from_dict({**base, "family": "yolov8"})
+
+
+@pytest.mark.parametrize("name", ["yolov5", "yolov3"])
+def test_anchor_based_families_need_their_anchors_given(name):
+    """Only an anchor-free family implies its priors; an anchor-based one without anchors is refused, never
+    decoded with cell-sized priors."""
+    assert model_family(name).default_anchors((8, 16, 32)) is None
+    with pytest.raises(ValueError, match="anchors"):
+        meta_from_dict({"family": name, "input_size": [320, 320], "strides": [8, 16, 32], "names": ["a"],
+                        "input_fix_point": 7})

@@ -64,7 +64,7 @@ class Intrinsics:
             raise ValueError(f"camera_info distortion model {model!r} with D {list(coefficients)} is not one of "
                              f"{list(DISTORTION_MODELS)}: publish the rectified image (image_proc) as the input")
         if model == "equidistant" and len(coefficients) != 4:
-            raise ValueError(f"camera_info equidistant D needs 4 coefficients, got {len(coefficients)}")
+            raise ValueError(f"camera_info equidistant D has {len(coefficients)} coefficients: it needs 4")
         if model != "equidistant" and len(coefficients) not in (4, 5, 8, 12, 14):
             raise ValueError(f"camera_info {model} D has {len(coefficients)} coefficients: OpenCV reads 4, 5, 8, "
                              "12 or 14")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -12,6 +13,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_ros import TransformException
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
+from yolov5_dpu_ros.ros import diagnostics
 from yolov5_dpu_ros.ros.camera_io import Qos
 from yolov5_dpu_ros.ros.frame_cycle import NoTransformError
 from yolov5_dpu_ros.ros.messages import LabelInfo
@@ -19,6 +21,7 @@ from yolov5_dpu_ros.ros.messages import LabelInfo
 TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage,
          "sensor_msgs/msg/CameraInfo": CameraInfo, "vision_msgs/msg/Detection2DArray": Detection2DArray,
          "vision_msgs/msg/Detection3DArray": Detection3DArray, "vision_msgs/msg/LabelInfo": LabelInfo}
+LEVELS = {diagnostics.OK: DiagnosticStatus.OK, diagnostics.WARN: DiagnosticStatus.WARN}  # bytes in the message
 RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
 
 
@@ -47,3 +50,11 @@ def transform_lookup(buffer: Any) -> Callable[[str, Any, float], tuple[tuple, tu
                 (t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w))
 
     return lookup
+
+
+def fill(stat: Any, status: diagnostics.Status) -> Any:
+    """Write a Status into diagnostic_updater's DiagnosticStatusWrapper."""
+    stat.summary(LEVELS[status.level], status.message)
+    for key, value in status.values.items():
+        stat.add(key, value)
+    return stat

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from yolov5_dpu_ros.core.input_health import health
 from yolov5_dpu_ros.ros.camera_state import Window
@@ -49,14 +48,6 @@ def camera_status(state: str, window: Window | None, reliability: str) -> Status
         **{key: str(n) for key, n in window.depth.items()},
     }
     return Status(OK if ok else WARN, f"{state}: {message}", values)
-
-
-def fill(stat: Any, status: Status) -> Any:
-    """Write a Status into diagnostic_updater's DiagnosticStatusWrapper (``summary`` and ``add``)."""
-    stat.summary(status.level, status.message)
-    for key, value in status.values.items():
-        stat.add(key, value)
-    return stat
 
 
 def node_report(state: str, cycle: FrameCycle | None) -> Status:

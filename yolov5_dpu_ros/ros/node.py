@@ -25,9 +25,9 @@ from yolov5_dpu_ros.core.pipeline import DetectionPipeline
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.dpu.board import explain
 from yolov5_dpu_ros.ros import node_config, params
-from yolov5_dpu_ros.ros.bindings import TYPES, offered, profile, transform_lookup
+from yolov5_dpu_ros.ros.bindings import TYPES, fill, offered, profile, transform_lookup
 from yolov5_dpu_ros.ros.camera_io import Endpoint, Qos, camera_topics, input_choice, subscribed_line
-from yolov5_dpu_ros.ros.diagnostics import camera_report, fill, node_report
+from yolov5_dpu_ros.ros.diagnostics import camera_report, node_report
 from yolov5_dpu_ros.ros.frame_cycle import FrameCycle
 from yolov5_dpu_ros.ros.held import Held
 from yolov5_dpu_ros.ros.messages import CameraPublishers, LabelInfo
