@@ -337,3 +337,62 @@ def test_distortion_coefficient_counts_are_those_opencv_reads(model, count, ok):
     else:
         with pytest.raises(ValueError, match=f"{count} coefficients"):
             Intrinsics.from_camera_info(k, d, model)
+
+
+def test_boxes_are_sampled_at_the_centres_of_a_grid_of_cells_clipped_to_the_image():
+    """The sampling rule written out: GRID x GRID cell centres of the box, colour pixels mapped to the depth image
+    by scale and truncated to a pixel, clipped to the image (a box reaching past an edge samples the edge)."""
+    from yolov5_dpu_ros.core.depth import GRID, _sample
+
+    h, w = 60, 80
+    depth = (np.arange(h)[:, None] * 1000 + np.arange(w)[None, :]).astype(np.float64)  # each pixel names itself
+    boxes = np.array([[10.0, 20.0, 130.0, 90.0], [-50.0, -30.0, 40.0, 200.0], [150.0, 100.0, 170.0, 119.0]])
+    got = _sample(depth, boxes, (120, 160))  # colour 160x120, depth 80x60: half scale
+    for box, samples in zip(boxes, got):
+        want = []
+        for r in range(GRID):
+            y = box[1] + (box[3] - box[1]) * (r + 0.5) / GRID
+            for c in range(GRID):
+                x = box[0] + (box[2] - box[0]) * (c + 0.5) / GRID
+                want.append(min(max(int(y * 0.5), 0), h - 1) * 1000 + min(max(int(x * 0.5), 0), w - 1))
+        np.testing.assert_array_equal(samples, want)
+
+
+def test_depth_images_are_float32_metres_valid_from_5_cm_to_100_m_inclusive_and_one_row_is_an_image():
+    metres = np.array([[0.049, 0.05, 100.0, 100.5, 1.0]], np.float32)
+    got = depth_from_fields("32FC1", 1, 5, 20, metres.tobytes())
+    assert got.dtype == np.float32 and got.shape == (1, 5)
+    np.testing.assert_array_equal(np.isnan(got), [[True, False, False, True, False]])
+    column = depth_from_fields("16UC1", 3, 1, 2, np.array([50, 49, 7000], "<u2").tobytes())
+    assert column.shape == (3, 1) and np.isnan(column[1, 0]) and column[2, 0] == pytest.approx(7.0)
+    with pytest.raises(ValueError, match="needs 16: truncated"):
+        depth_from_fields("32FC1", 2, 2, 8, bytes(10))
+    for height, width in [(0, 2), (2, 0)]:
+        with pytest.raises(ValueError, match="step must be at least"):
+            depth_from_fields("32FC1", height, width, 8, bytes(16))
+
+
+@pytest.mark.parametrize("k,ok", [
+    ([500, 0, 320, 0, 500, 0, 0, 0, 1], True),  # cy = 0 is a principal point like any other
+    ([0.5, 0, 320, 0, 0.5, 240, 0, 0, 1], True),  # tiny but positive focal lengths are still a camera
+    ([0, 0, 320, 0, 500, 240, 0, 0, 1], False), ([500, 0, 320, 0, 0, 240, 0, 0, 1], False),
+    ([-500, 0, 320, 0, 500, 240, 0, 0, 1], False), ([500, 0, 320, 0, -500, 240, 0, 0, 1], False),
+    ([500, 0, float("nan"), 0, 500, 240, 0, 0, 1], False), ([500, 0, 320, 0, 500, 240, 0, 0], False),
+])
+def test_k_needs_nine_finite_numbers_and_positive_focal_lengths(k, ok):
+    if ok:
+        assert Intrinsics.from_k(k) == Intrinsics(float(k[0]), float(k[4]), float(k[2]), float(k[5]))
+    else:
+        with pytest.raises(ValueError, match="is the camera calibrated"):
+            Intrinsics.from_k(k)
+
+
+def test_stamp_pairing_keeps_the_latest_eight_and_pairs_exactly_at_the_slop():
+    pairing = StampPairing(0.25)
+    for i in range(9):
+        pairing.add(float(i), i)
+    assert pairing.nearest(0.0) is None and pairing.nearest(1.0) == 1  # the first of nine is forgotten
+    assert pairing.nearest(8.25) == 8 and pairing.nearest(8.5) is None  # a stamp exactly slop away still pairs
+    assert StampPairing(10.0).slop == 10.0
+    with pytest.raises(ValueError, match="depth_sync_slop"):
+        StampPairing(10.5)

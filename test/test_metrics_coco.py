@@ -146,3 +146,47 @@ def test_mean_ap_uses_its_own_iou_thresholds():
     meter = MeanAP(1, iou_thresholds=np.array([0.5, 0.7]))
     meter.add(pred, gt, np.array([0]))
     assert meter.per_class().tolist() == [[1.0, 0.0]] and meter.result() == (1.0, 0.5)
+
+
+def _greedy_reference(boxes, scores, classes, gt, gt_class, threshold):
+    """The matching rule written out: by descending score (ties in input order) each prediction takes the
+    unmatched ground truth of its class with the highest IoU (the first on a tie), if that IoU reaches the
+    threshold; -1 otherwise."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    matched, taken = [-1] * len(scores), set()
+    for i in order:
+        best, best_iou = -1, -1.0
+        for j in range(len(gt)):
+            iou = _iou_reference(boxes[i], gt[j]) if classes[i] == gt_class[j] else 0.0
+            if j not in taken and iou > best_iou:
+                best, best_iou = j, iou
+        if best >= 0 and best_iou >= threshold:
+            matched[i] = best
+            taken.add(best)
+    return matched
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_greedy_match_equals_the_written_out_rule(seed):
+    from yolov5_dpu_ros.core.metrics import greedy_match
+
+    for gt, gt_class, pred in _random_set(seed, score_step=0.2):
+        for threshold in (0.3, 0.5, 0.75):
+            got = greedy_match(pred, gt, gt_class, threshold)
+            assert got.dtype == np.int64
+            assert got.tolist() == _greedy_reference(pred.xyxy.astype(np.float64).tolist(), pred.score.tolist(),
+                                                     pred.class_id.tolist(), gt.tolist(), gt_class.tolist(),
+                                                     threshold)
+
+
+def test_greedy_match_at_exactly_the_threshold_and_with_nothing_to_match():
+    from yolov5_dpu_ros.core.metrics import greedy_match
+
+    gt = np.array([[0.0, 0.0, 10.0, 10.0]])
+    half = Detections(np.array([[0.0, 0.0, 10.0, 5.0]], np.float32), np.array([0.9], np.float32),
+                      np.array([2], np.int32))  # IoU exactly 0.5
+    assert greedy_match(half, gt, np.array([2]), 0.5).tolist() == [0]  # an IoU at the threshold matches
+    assert greedy_match(half, gt, np.array([1]), 0.5).tolist() == [-1]  # another class never does
+    assert greedy_match(half, np.zeros((0, 4)), np.zeros(0, np.int64), 0.5).tolist() == [-1]
+    none = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32))
+    assert greedy_match(none, gt, np.array([2]), 0.5).tolist() == []
