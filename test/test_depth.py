@@ -396,3 +396,119 @@ def test_stamp_pairing_keeps_the_latest_eight_and_pairs_exactly_at_the_slop():
     assert StampPairing(10.0).slop == 10.0
     with pytest.raises(ValueError, match="depth_sync_slop"):
         StampPairing(10.5)
+
+
+def _cluster_reference(samples: list[float], config: DepthConfig) -> tuple[float, float] | None:
+    """The object's depth and depth extent from one box's samples, the rule of ``core/depth.py``'s docstring
+    written out box by box: 2 % bins from 5 cm; the nearest window of three bins holding ``needed`` samples starts
+    the object; from its first bin holding at least max(2, 1 %) of the samples the object goes on while bins hold
+    that many; the median of its samples is the depth, their spread the extent. None: no object."""
+    import math
+
+    from yolov5_dpu_ros.core.depth import _BINS, BIN, MIN_DEPTH_M
+
+    n = len(samples)
+    valid = [s for s in samples if math.isfinite(s)]
+    needed = max(3, math.ceil(config.min_fraction * n))
+    if len(valid) < needed:
+        return None
+    bin_of = {s: min(max(int(math.log(s / MIN_DEPTH_M) / math.log1p(BIN)), 0), _BINS - 2) for s in valid}
+    counts = [0] * (_BINS - 1)
+    for s in valid:
+        counts[bin_of[s]] += 1
+    first = next((b for b in range(_BINS - 3) if counts[b] + counts[b + 1] + counts[b + 2] >= needed), None)
+    if first is None:
+        return None
+    enough = max(2, int(0.01 * n))
+    start = next((b for b in range(first, first + 3) if counts[b] >= enough), first)
+    end = start
+    while end + 1 < _BINS - 1 and counts[end + 1] >= enough:
+        end += 1
+    members = sorted(s for s in valid if start <= bin_of[s] <= end)
+    if not members:
+        return None
+    half = (len(members) - 1) / 2
+    median = (members[math.floor(half)] + members[math.ceil(half)]) / 2
+    return median, members[-1] - members[0]
+
+
+def _scene(rng: np.random.Generator) -> np.ndarray:
+    """24x24 samples of one box: up to three surfaces at random depths and shares, noise, holes."""
+    from yolov5_dpu_ros.core.depth import GRID
+
+    depths = rng.uniform(0.3, 30.0, 3)
+    shares = rng.dirichlet(np.ones(3)) * rng.uniform(0.05, 1.0)
+    pick = rng.choice(4, GRID * GRID, p=[*shares, 1 - shares.sum()])
+    noise = rng.normal(0, rng.choice([0.002, 0.01, 0.03]), GRID * GRID)
+    values = np.where(pick < 3, depths[np.minimum(pick, 2)] * (1 + noise), np.nan)
+    values[rng.random(GRID * GRID) < rng.choice([0.0, 0.3, 0.9])] = 0.0  # holes
+    return values.reshape(GRID, GRID).astype(np.float32)
+
+
+def _one_box_per_pixel(depth: np.ndarray, config: DepthConfig | None = None):
+    """boxes_3d on a 24x24 depth image with the box covering it: each sample is exactly one pixel."""
+    from yolov5_dpu_ros.core.depth import GRID
+
+    depth = np.where((depth >= 0.05) & (depth <= 100.0), depth, np.nan)
+    return boxes_3d(np.array([[0.0, 0.0, GRID, GRID]]), depth, (GRID, GRID), Intrinsics(20.0, 20.0, 12.0, 12.0),
+                    config)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.08, 0.02, 0.3, 0.005]))
+def test_the_depth_of_a_box_follows_the_written_out_clustering_rule(seed, min_fraction):
+    config = DepthConfig(min_fraction=min_fraction)
+    depth = _scene(np.random.default_rng(seed))
+    got = _one_box_per_pixel(depth, config)
+    samples = np.where((depth >= 0.05) & (depth <= 100.0), depth, np.nan).astype(np.float64).ravel().tolist()
+    want = _cluster_reference(samples, config)
+    assert bool(got.valid[0]) == (want is not None)
+    if want is None:
+        assert got.center[0].tolist() == [0.0, 0.0, 0.0] and got.size[0].tolist() == [0.0, 0.0, 0.0]
+        return
+    assert got.center[0, 2] == pytest.approx(want[0], rel=1e-6)
+    assert got.size[0, 2] == pytest.approx(min(max(want[1], config.min_extent_m), config.max_extent_m), rel=1e-6)
+    assert got.center[0, :2] == pytest.approx([0.0, 0.0], abs=1e-9)  # the box centre is the principal point
+    assert got.size[0, :2] == pytest.approx([24 * want[0] / 20.0] * 2, rel=1e-6)
+
+
+def test_the_clustering_thresholds_hold_exactly():
+    """47 of 576 samples (8 %, rounded up) make an object, 46 do not; a bin holding 5 samples (1 %) continues the
+    object, one holding 4 ends it."""
+    from yolov5_dpu_ros.core.depth import GRID
+
+    def samples(*groups):
+        values = np.full(GRID * GRID, np.nan, np.float32)
+        at = 0
+        for count, metres in groups:
+            values[at:at + count] = metres
+            at += count
+        return values.reshape(GRID, GRID)
+
+    assert _one_box_per_pixel(samples((47, 2.0))).valid[0] and not _one_box_per_pixel(samples((46, 2.0))).valid[0]
+    fine = DepthConfig(min_extent_m=0.01)
+    continued = _one_box_per_pixel(samples((60, 2.0), (5, 2.04), (200, 6.0)), fine)  # 2.04 m: the next 2 % bin
+    ended = _one_box_per_pixel(samples((60, 2.0), (4, 2.04), (200, 6.0)), fine)
+    assert continued.size[0, 2] == pytest.approx(0.04, rel=1e-5) and continued.center[0, 2] == pytest.approx(2.0)
+    assert ended.size[0, 2] == pytest.approx(0.01) and ended.center[0, 2] == pytest.approx(2.0)
+    sparse = _one_box_per_pixel(samples((1, 2.0), (1, 2.04), (1, 2.08)), DepthConfig(min_fraction=0.005))
+    assert sparse.valid[0] and sparse.center[0, 2] == pytest.approx(2.0)  # no bin populated: the window's first
+    assert len(boxes_3d(np.zeros((0, 4)), np.ones((4, 4), np.float32), (4, 4), INTRINSICS).valid) == 0
+    empty = boxes_3d(np.zeros((0, 4)), np.ones((4, 4), np.float32), (4, 4), INTRINSICS)
+    assert empty.center.shape == empty.size.shape == (0, 3) and empty.valid.dtype == bool
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"scale": 0.0}, "depth_scale"), ({"scale": -0.001}, "depth_scale"), ({"scale": "mm"}, "depth_scale"),
+    ({"min_fraction": 0.0}, "min_fraction"), ({"min_fraction": 1.5}, "min_fraction"),
+    ({"min_fraction": None}, "min_fraction"),
+])
+def test_depth_settings_are_checked_naming_the_setting(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DepthConfig(**kwargs)
+
+
+def test_depth_settings_are_stored_as_floats():
+    config = DepthConfig(scale=1, min_fraction=1)
+    assert type(config.scale) is float and config.scale == 1.0 and type(config.min_fraction) is float
+    assert DepthConfig().scale is None
