@@ -248,3 +248,65 @@ def test_a_low_score_box_overlapping_the_track_by_iou_0_7_keeps_it_through_a_dip
     for i in range(11, 50):  # 1.3 s of only the low-score box: longer than the lifetime
         tracker.update(i / 30, dets(), low=dets(shifted, score=0.15))
     assert tracker.update(50 / 30, dets(shifted)).ids.tolist() == [track_id]
+
+
+def _textbook_kalman(measurements, stamps):
+    """ByteTrack's constant-velocity Kalman filter in textbook matrix form (dense F, Q, H, R), with the noise
+    scaled to the seconds between stamps: the state after each frame (None where the frame has no detection)."""
+    from yolov5_dpu_ros.core.tracking import POSITION_NOISE, REFERENCE_PERIOD_S, VELOCITY_NOISE
+
+    def scale(w, h):
+        return np.array([w, h, w, h], np.float64)
+
+    first = measurements[0]
+    x = np.concatenate([first, np.zeros(4)])
+    s = scale(first[2], first[3])
+    p = np.diag(np.concatenate([2 * POSITION_NOISE * s, 10 * VELOCITY_NOISE * s / REFERENCE_PERIOD_S]) ** 2)
+    states = [(x.copy(), p.copy())]
+    h_matrix = np.hstack([np.eye(4), np.zeros((4, 4))])
+    for z, dt in zip(measurements[1:], np.diff(stamps)):
+        f = np.eye(8)
+        f[:4, 4:] = dt * np.eye(4)
+        x = f @ x
+        x[2:4] = np.maximum(x[2:4], 1e-3)
+        s = scale(x[2], x[3])
+        q = np.diag(np.concatenate([(POSITION_NOISE * s) ** 2, (VELOCITY_NOISE * s / REFERENCE_PERIOD_S) ** 2]))
+        p = f @ p @ f.T + q * dt / REFERENCE_PERIOD_S
+        if z is not None:
+            r = np.diag((POSITION_NOISE * scale(z[2], z[3])) ** 2)
+            gain = p @ h_matrix.T @ np.linalg.inv(h_matrix @ p @ h_matrix.T + r)
+            x = x + gain @ (z - h_matrix @ x)
+            p = p - gain @ h_matrix @ p
+        states.append((x.copy(), p.copy()))
+    return states
+
+
+@pytest.mark.parametrize("growth,missed", [((30, 10), [5]), ((-200, -500), [5, 6, 7])])
+def test_the_track_filter_is_the_textbook_kalman_filter_with_bytetracks_noise_per_second(growth, missed):
+    """One object, not square, moving and growing (or shrinking so fast that its predicted size would go below
+    zero while unseen), seen at irregular stamps with frames missed: after every frame the track's state and
+    covariance equal the textbook filter's."""
+    stamps = np.array([0.0, 0.033, 0.066, 0.1, 0.133, 0.166, 0.2, 0.3])
+    rng = np.random.default_rng(4)
+    truth = [np.array([100 + 300 * t, 80 - 50 * t, max(40 + growth[0] * t, 2.0), max(90 + growth[1] * t, 2.0)])
+             for t in stamps]
+    measurements = [b + rng.normal(0, 0.5, 4) for b in truth]
+    for i in missed:
+        measurements[i] = None
+    tracker = Tracker(TrackerConfig(lifetime_s=1.0, match_iou=0.01))
+    reference = _textbook_kalman(measurements, stamps)
+    for stamp, z, (x, p) in zip(stamps, measurements, reference):
+        boxes = np.zeros((0, 4)) if z is None else np.array([[z[0] - z[2] / 2, z[1] - z[3] / 2,
+                                                               z[0] + z[2] / 2, z[1] + z[3] / 2]])
+        tracker.update(float(stamp), Detections(boxes.astype(np.float32), np.full(len(boxes), 0.9, np.float32),
+                                                np.zeros(len(boxes), np.int32)))
+        np.testing.assert_allclose(tracker._mean[0], x, rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(tracker._cov[0], p, rtol=1e-5, atol=1e-6)
+
+
+def test_centre_size_and_corner_boxes_convert_both_ways_for_boxes_that_are_not_square():
+    from yolov5_dpu_ros.core.tracking import _xywh, _xyxy
+
+    xyxy = np.array([[10.0, 20.0, 50.0, 100.0], [0.0, 0.0, 3.0, 1.0]])
+    np.testing.assert_allclose(_xywh(xyxy), [[30.0, 60.0, 40.0, 80.0], [1.5, 0.5, 3.0, 1.0]])
+    np.testing.assert_allclose(_xyxy(_xywh(xyxy)), xyxy)
