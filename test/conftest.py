@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from yolov5_dpu_ros.core.model_meta import ModelMeta, save_meta
+from yolov5_dpu_ros.core.model_meta import ModelMeta, load_meta, save_meta
 
 DATA = Path(__file__).parent / "data"
 
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "needs(*modules): skip with the reason where one of these is not installed")
+    config.addinivalue_line("markers", "integration: runs the detector over a whole sequence or demo set (in the "
+                                       "suite; left out of mutation runs, where it costs a detector pass per mutant)")
 
 
 STRICT = "YOLOV5_DPU_STRICT_SKIPS"  # set by .ci/run: a skip for a missing reference or fixture fails the run
@@ -104,7 +107,43 @@ def liven(model, seed: int) -> None:
 
 
 def export_test_model(yolo_ref, tmp: Path, input_hw=(320, 320), nc=80, seed=0) -> tuple[Path, ModelMeta, object]:
-    """yolov5n from its yaml with ReLU, random init, raw-head ONNX + metadata with calibrated fix points."""
+    """yolov5n from its yaml with ReLU, random init, raw-head ONNX + metadata with calibrated fix points.
+
+    Built once per set of arguments and sources, then taken from a cache (the export takes seconds, and a mutation
+    run sets this fixture up once per mutant): the ONNX, its metadata and the torch weights, written to a temporary
+    folder and renamed into place, so a half-written entry is never read."""
+    import hashlib
+    import shutil
+
+    import torch
+
+    from model_prep import yolov5_model as ym
+
+    sources = [Path(__file__), *sorted((Path(__file__).parents[1] / "model_prep").glob("*.py"))]
+    key = hashlib.sha256(repr((input_hw, nc, seed, torch.__version__, yolo_ref.models_dir)).encode()
+                         + b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    entry = Path.home() / ".cache" / "yolov5_dpu_ros" / "test-models" / key
+    name = f"yolov5n_relu_{input_hw[0]}x{input_hw[1]}_{nc}"
+    if not (entry / "weights.pt").is_file():
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=entry.parent))
+        model = _build_test_model(yolo_ref, building / f"{name}.onnx", input_hw, nc, seed)
+        torch.save(model.state_dict(), building / "weights.pt")
+        try:
+            building.rename(entry)
+        except OSError:  # another process put the same entry in place first
+            shutil.rmtree(building, ignore_errors=True)
+    for suffix in (".onnx", ".yaml"):
+        shutil.copyfile(entry / f"{name}{suffix}", tmp / f"{name}{suffix}")
+    yolo = ym.yolov5_modules()
+    model = ym.build_model(Path(yolo_ref.models_dir) / "yolov5n.yaml", yolo, nc=nc, seed=seed)
+    ym.use_raw_heads(model, yolo)
+    model.load_state_dict(torch.load(entry / "weights.pt"))
+    model.eval()
+    return tmp / f"{name}.onnx", load_meta(tmp / f"{name}.yaml"), model
+
+
+def _build_test_model(yolo_ref, onnx_path: Path, input_hw, nc, seed):
     from model_prep import yolov5_model as ym
     from model_prep.calibrate import calibrate_heads
 
@@ -113,7 +152,6 @@ def export_test_model(yolo_ref, tmp: Path, input_hw=(320, 320), nc=80, seed=0) -
     ym.check_dpu_activations(model)
     ym.use_raw_heads(model, yolo)
     liven(model, seed)
-    onnx_path = tmp / f"yolov5n_relu_{input_hw[0]}x{input_hw[1]}_{nc}.onnx"
     ym.export_raw_onnx(model, input_hw, onnx_path)
     meta = ym.model_meta(model, yolo, input_hw, input_fix_point=7)
 
@@ -125,7 +163,8 @@ def export_test_model(yolo_ref, tmp: Path, input_hw=(320, 320), nc=80, seed=0) -
     fps = calibrate_heads(lambda x: session.run(None, {"images": x}), images, input_hw)
     meta = meta.with_fix_points(7, fps)
     save_meta(meta, onnx_path.with_suffix(".yaml"))
-    return onnx_path, meta, model
+    return model
+
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from yolov5_dpu_ros.backends import OnnxSpec
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 
-pytestmark = pytest.mark.needs("onnxruntime")
+pytestmark = [pytest.mark.needs("onnxruntime"), pytest.mark.integration]
 
 HELD_OUT = 240
 DEMO_IMAGES = Path(__file__).resolve().parents[1] / "demo" / "images"

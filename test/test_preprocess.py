@@ -140,3 +140,21 @@ def test_every_familys_input_table_rounds_as_the_quantizer_did(family, fix_point
 def test_yolox_ties_round_away_from_zero_not_to_even():
     table = quantization_table(-1, 1.0).view(np.int8)  # the real YOLOX-nano KV260 xmodel's input: fix point -1
     assert table[[1, 3, 5, 7, 255]].tolist() == [1, 2, 3, 4, 127]  # 0.5 → 1, 1.5 → 2, 2.5 → 3, 3.5 → 4, 127.5 → 127
+
+
+def test_work_arrays_are_made_once_per_geometry_and_hold_each_frames_intermediate():
+    """The hot path allocates nothing per frame: a Bayer frame that is upscaled is demosaiced into the
+    preprocessor's own work array, a BGR frame that is downscaled is resized into one, and the next frame of the
+    same size reuses them."""
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, (16, 24), np.uint8)
+    pre = Preprocessor((64, 64), None)
+    pre(small, "bayer_rggb8")
+    work = pre._scratch[(16, 24, 3)]
+    np.testing.assert_array_equal(work, cv2.cvtColor(small, cv2.COLOR_BayerBG2RGB))
+    pre(small[::-1].copy(), "bayer_rggb8")
+    assert pre._scratch[(16, 24, 3)] is work
+    big = rng.integers(0, 256, (256, 256, 3), np.uint8)
+    pre(big, "bgr8")
+    resized = pre._scratch[(64, 64, 3)]
+    np.testing.assert_array_equal(resized, cv2.resize(big, (64, 64), interpolation=cv2.INTER_LINEAR))

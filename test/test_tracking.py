@@ -151,6 +151,7 @@ def sequence():
     return frames, detect_all(frames)
 
 
+@pytest.mark.integration
 @pytest.mark.needs("onnxruntime")
 def test_tracking_leaves_the_published_detections_alone(sequence):
     from yolov5_dpu_ros.backends import OnnxSpec
@@ -168,6 +169,7 @@ def test_tracking_leaves_the_published_detections_alone(sequence):
         assert (low.score <= 0.25).all() and (low.score > 0.1).all()
 
 
+@pytest.mark.integration
 @pytest.mark.needs("onnxruntime", "motmetrics")
 @pytest.mark.parametrize("drop,least_idf1", [(0.0, 0.90), (0.3, 0.85), (0.6, 0.85)])
 def test_accuracy_on_the_generated_sequence(sequence, drop, least_idf1):
@@ -181,6 +183,7 @@ def test_accuracy_on_the_generated_sequence(sequence, drop, least_idf1):
     assert np.mean([s["mota"] for s in scores]) >= 0.90
 
 
+@pytest.mark.integration
 @pytest.mark.needs("onnxruntime")
 def test_the_node_path_with_two_workers_gives_the_ids_of_one(sequence):
     """Frames through the pipeline (2 workers, results in order per camera) and the tracker in on_result, as the
@@ -310,3 +313,110 @@ def test_centre_size_and_corner_boxes_convert_both_ways_for_boxes_that_are_not_s
     xyxy = np.array([[10.0, 20.0, 50.0, 100.0], [0.0, 0.0, 3.0, 1.0]])
     np.testing.assert_allclose(_xywh(xyxy), [[30.0, 60.0, 40.0, 80.0], [1.5, 0.5, 3.0, 1.0]])
     np.testing.assert_allclose(_xyxy(_xywh(xyxy)), xyxy)
+
+
+def test_iou_matrix_of_empty_sets_and_zero_area_boxes():
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 5.0, 5.0]])
+    assert iou_matrix(np.zeros((0, 4)), boxes).shape == (0, 2) and iou_matrix(boxes, np.zeros((0, 4))).shape == (2, 0)
+    point = np.array([[5.0, 5.0, 5.0, 5.0]])
+    np.testing.assert_array_equal(iou_matrix(point, point), [[0.0]])  # no area, no union: 0, never NaN
+    np.testing.assert_array_equal(iou_matrix(boxes, point), [[0.0], [0.0]])
+
+
+def test_an_iou_exactly_at_the_threshold_is_a_match():
+    from yolov5_dpu_ros.core.tracking import _assign
+
+    assert _assign(np.array([[0.5, 0.1], [0.2, 0.49]]), 0.5) == [(0, 0)]
+
+
+def test_ids_start_at_1_and_an_update_without_a_reset_says_none():
+    tracker = Tracker()
+    first = tracker.update(0.0, dets(box_at(100)))
+    second = tracker.update(0.5, dets(box_at(100)))
+    assert first.reset is None and second.reset is None and second.ids.tolist() == [1]
+    assert second.ids.dtype == np.int64
+
+
+def test_the_same_stamp_again_or_a_gap_of_exactly_the_lifetime_keeps_the_tracks():
+    tracker = Tracker(TrackerConfig(lifetime_s=0.5))
+    tracker.update(1.0, dets(box_at(100)))
+    assert tracker.update(1.0, dets(box_at(100))).ids.tolist() == [1]  # two frames with one stamp
+    same = tracker.update(1.5, dets(box_at(100)))  # exactly the lifetime later
+    assert same.reset is None and same.ids.tolist() == [1]
+    assert tracker.update(1.75, dets()).reset is None and tracker.active == 1
+    assert tracker.update(2.0, dets()).reset is None and tracker.active == 1  # unmatched for exactly 0.5 s: kept
+    assert tracker.update(2.25, dets()).reset is None and tracker.active == 0  # longer: removed
+
+
+def test_a_reset_says_by_how_much_the_stamp_moved():
+    tracker = Tracker(TrackerConfig(lifetime_s=1.0))
+    tracker.update(10.0, dets(box_at(100)))
+    assert tracker.update(9.5, dets(box_at(100))).reset == "stamp went back 0.500 s"
+    assert tracker.update(12.0, dets(box_at(100))).reset == "no frame for 2.500 s (more than the track lifetime)"
+
+
+def test_a_track_needing_three_matches_is_confirmed_on_the_third():
+    tracker = Tracker(TrackerConfig(min_hits=3))
+    ids = [tracker.update(i / 30, dets(box_at(100 + i))).ids.tolist() for i in range(4)]
+    assert ids == [[-1], [-1], [1], [1]]
+
+
+def test_a_detection_continuing_a_confirmed_track_is_not_also_taken_by_a_new_one():
+    """A second detection beside a confirmed object starts a tentative track; when only the object is seen next,
+    it continues its own track, and the tentative one (which overlaps it) takes nothing."""
+    tracker = Tracker()
+    tracker.update(0.0, dets(box_at(100)))
+    tracker.update(1 / 30, dets(box_at(100)))
+    tracker.update(2 / 30, dets(box_at(100), box_at(105)))  # a near duplicate starts a tentative track
+    assert tracker.update(3 / 30, dets(box_at(101))).ids.tolist() == [1]
+
+
+def test_a_low_score_box_never_corrects_a_track_that_a_high_one_continued():
+    """The low-score association is for tracks the high detections left unmatched: a low box beside a track that
+    matched a high one changes nothing (the track's state equals the one without the low box)."""
+    with_low, without = Tracker(), Tracker()
+    for i in range(3):
+        boxes = dets(box_at(100 + 2 * i))
+        without.update(i / 30, boxes)
+        with_low.update(i / 30, boxes, dets(box_at(110 + 2 * i), score=0.2))
+    np.testing.assert_array_equal(with_low._mean, without._mean)
+    np.testing.assert_array_equal(with_low._cov, without._cov)
+
+
+def test_a_barely_overlapping_box_of_another_class_starts_its_own_track():
+    """Across classes a pair counts half its IoU, not a fixed share: a box of another class overlapping a track
+    by IoU 0.1 (0.05 counted) is not its continuation."""
+    tracker = Tracker(TrackerConfig(match_iou=0.2))
+    tracker.update(0.0, dets(box_at(100), cls=0))
+    tracker.update(1 / 30, dets(box_at(100), cls=0))
+    far = (100 + 40 - 7.27, 100, 100 + 80 - 7.27, 140)  # IoU with the track about 0.1
+    out = tracker.update(2 / 30, dets(far, cls=1))
+    assert out.ids.tolist() == [-1]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"lifetime_s": 0.0}, "track_lifetime"), ({"lifetime_s": 3601.0}, "track_lifetime"),
+    ({"lifetime_s": "1"}, "track_lifetime"), ({"match_iou": 0.0}, "track_match_iou"),
+    ({"match_iou": 1.0}, "track_match_iou"), ({"match_iou": None}, "track_match_iou"),
+    ({"min_hits": 0}, "track_min_hits"), ({"min_hits": 1.5}, "track_min_hits"),
+])
+def test_tracker_settings_are_checked_naming_the_parameter(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrackerConfig(**kwargs)
+
+
+def test_tracker_settings_at_their_bounds_are_accepted_as_numbers_of_their_type():
+    config = TrackerConfig(lifetime_s=3600, match_iou=0.99, min_hits=1)
+    assert type(config.lifetime_s) is float and config.lifetime_s == 3600.0 and config.min_hits == 1
+    assert TrackerConfig(match_iou=0.01).match_iou == 0.01 and TrackerConfig(lifetime_s=1e-3).lifetime_s == 1e-3
+
+
+def test_a_low_score_box_goes_to_the_track_left_unmatched_not_to_one_a_high_box_continued():
+    """Two overlapping confirmed tracks; next frame a high box continues the first and a low box sits between them,
+    nearer the first: the low box keeps the second alive (the first already has its match)."""
+    tracker = Tracker()
+    for i in range(2):
+        tracker.update(i / 30, dets(box_at(100), box_at(110)))
+    tracker.update(2 / 30, dets(box_at(100)), dets(box_at(103), score=0.2))
+    second = int(np.flatnonzero(tracker._id == 2)[0])
+    assert tracker._seen[second] == pytest.approx(2 / 30)
