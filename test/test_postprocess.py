@@ -402,3 +402,28 @@ def test_nms_equals_the_reference_rule_on_boxes_built_on_the_grid(seed):
     for threshold in (0.25, 0.5, 0.75):
         got = sorted(nms(xyxy, score, classes, threshold, 1000).tolist())
         assert got == sorted(_reference_nms(xyxy, score, classes, threshold)), threshold
+
+
+def test_settings_are_stored_as_plain_python_values_and_accepted_at_their_bounds():
+    """What the node and the CLI pass in (numpy scalars from a params file or an array, ints for floats) is
+    stored checked and converted; the least values each setting takes are taken."""
+    config = PostprocessConfig(conf_threshold=np.float32(0.5), iou_threshold=1, max_detections=np.int64(1),
+                               classes=[np.int64(0), 3], agnostic=np.bool_(True), max_candidates=np.int32(1),
+                               low_threshold=np.float32(0.25))
+    values = (config.conf_threshold, config.iou_threshold, config.max_detections, config.classes, config.agnostic,
+              config.max_candidates, config.low_threshold)
+    assert values == (0.5, 1.0, 1, (0, 3), True, 1, 0.25)
+    assert [type(v) for v in values] == [float, float, int, tuple, bool, int, float]
+    assert all(type(c) is int for c in config.classes)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"conf_threshold": 1.0}, "conf_threshold"), ({"conf_threshold": 0.0}, "conf_threshold"),
+    ({"iou_threshold": 0.0}, "iou_threshold"), ({"max_detections": 0}, "max_detections"),
+    ({"max_candidates": 0}, "max_candidates"), ({"classes": [1, -1]}, r"classes\[\]"),
+    ({"low_threshold": 0.0}, "track_low_threshold"), ({"low_threshold": 0.25}, "track_low_threshold"),
+    ({"low_threshold": 0.3}, "track_low_threshold"),
+])
+def test_each_bad_setting_is_refused_naming_it(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PostprocessConfig(**kwargs)

@@ -107,12 +107,16 @@ def test_geometry_table():
 @pytest.mark.parametrize("image,encoding,message", [
     (np.zeros((0, 10, 3), np.uint8), "bgr8", "empty image"),
     (np.zeros((10, 0, 3), np.uint8), "bgr8", "empty image"),
-    (np.zeros((10, 10, 3), np.float32), "bgr8", "uint8"),
-    (np.zeros((10, 10), np.uint8), "bgr8", "shape"),
+    (np.zeros((10, 10, 3), np.float32), "bgr8", "uint8 numpy array, got float32"),
+    (np.zeros((10, 10), np.uint8), "bgr8", r"a bgr8 image must have shape \(H, W, 3\), got \(10, 10\)"),
     (np.zeros((10, 10, 4), np.uint8), "bgr8", "shape"),
-    (np.zeros((10, 10, 3), np.uint8), "mono8", "shape"),
+    (np.zeros((10, 10, 3), np.uint8), "mono8", r"a mono8 image must have shape \(H, W\), got \(10, 10, 3\)"),
+    (np.zeros((10, 10, 2), np.uint8), "mono8", r"must have shape \(H, W\)"),
+    (np.zeros((1, 8), np.uint8), "bayer_rggb8", "even width and at least 2x2 pixels, got 8x1"),
+    (np.zeros((8, 1), np.uint8), "bayer_rggb8", "got 1x8"),
+    (np.zeros((8, 7), np.uint8), "bayer_rggb8", "got 7x8"),
     (np.zeros((10, 10, 3), np.uint8), "nv21", "unsupported image encoding"),
-    ([[1, 2], [3, 4]], "mono8", "numpy array"),
+    ([[1, 2], [3, 4]], "mono8", "numpy array, got list"),
 ])
 def test_bad_images_are_refused_with_a_reason(image, encoding, message):
     with pytest.raises(ValueError, match=message):
@@ -158,3 +162,20 @@ def test_work_arrays_are_made_once_per_geometry_and_hold_each_frames_intermediat
     pre(big, "bgr8")
     resized = pre._scratch[(64, 64, 3)]
     np.testing.assert_array_equal(resized, cv2.resize(big, (64, 64), interpolation=cv2.INTER_LINEAR))
+
+
+def test_a_one_channel_3d_mono_image_and_the_smallest_mosaic_are_accepted():
+    from yolov5_dpu_ros.core.preprocess import check_image
+
+    mono = np.arange(12, dtype=np.uint8).reshape(3, 4, 1)
+    np.testing.assert_array_equal(check_image(mono, "mono8"), mono[:, :, 0])
+    assert check_image(np.zeros((2, 2), np.uint8), "bayer_rggb8").shape == (2, 2)
+
+
+def test_the_input_table_is_the_familys_scale():
+    """YOLOX takes pixels 0..255 (scale 1): a YOLOX preprocessor quantizes with its own scale, never YOLOv5's 1/255."""
+    contract = model_family("yolox").contract
+    image = np.random.default_rng(3).integers(0, 256, (32, 32, 3), np.uint8)
+    pre = Preprocessor((32, 32), -1, contract)
+    pre(image, "bgr8")
+    np.testing.assert_array_equal(pre.buffer.view(np.int8)[0], quantization_table(-1, 1.0).view(np.int8)[image])
