@@ -436,8 +436,9 @@ def _scene(rng: np.random.Generator) -> np.ndarray:
     """24x24 samples of one box: up to three surfaces at random depths and shares, noise, holes."""
     from yolov5_dpu_ros.core.depth import GRID
 
-    depths = rng.uniform(0.3, 30.0, 3)
-    shares = rng.dirichlet(np.ones(3)) * rng.uniform(0.05, 1.0)
+    near_or_far = rng.choice([(0.3, 30.0), (0.05, 0.06), (97.0, 100.0)], p=[0.7, 0.15, 0.15])
+    depths = rng.uniform(*near_or_far, 3)  # also the first and the last bins, at 5 cm and near 100 m
+    shares = rng.dirichlet(np.ones(3)) * rng.uniform(0.02, 1.0)
     pick = rng.choice(4, GRID * GRID, p=[*shares, 1 - shares.sum()])
     noise = rng.normal(0, rng.choice([0.002, 0.01, 0.03]), GRID * GRID)
     values = np.where(pick < 3, depths[np.minimum(pick, 2)] * (1 + noise), np.nan)
@@ -512,3 +513,22 @@ def test_depth_settings_are_stored_as_floats():
     config = DepthConfig(scale=1, min_fraction=1)
     assert type(config.scale) is float and config.scale == 1.0 and type(config.min_fraction) is float
     assert DepthConfig().scale is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_boxes_of_one_frame_are_measured_each_as_if_alone(seed):
+    """Vectorised over the detections of a frame: three boxes side by side in one call give what each gives alone."""
+    from yolov5_dpu_ros.core.depth import GRID
+
+    rng = np.random.default_rng(seed)
+    scenes = [np.where((s >= 0.05) & (s <= 100.0), s, np.nan) for s in (_scene(rng) for _ in range(3))]
+    depth = np.concatenate(scenes, axis=1).astype(np.float32)
+    boxes = np.array([[k * GRID, 0.0, (k + 1) * GRID, GRID] for k in range(3)])
+    k = Intrinsics(20.0, 20.0, 36.0, 12.0)
+    together = boxes_3d(boxes, depth, depth.shape, k)
+    for i in range(3):
+        alone = boxes_3d(boxes[i:i + 1], depth, depth.shape, k)
+        assert together.valid[i] == alone.valid[0]
+        np.testing.assert_array_equal(together.center[i], alone.center[0])
+        np.testing.assert_array_equal(together.size[i], alone.size[0])

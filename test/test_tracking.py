@@ -406,8 +406,9 @@ def test_tracker_settings_are_checked_naming_the_parameter(kwargs, message):
 
 
 def test_tracker_settings_at_their_bounds_are_accepted_as_numbers_of_their_type():
-    config = TrackerConfig(lifetime_s=3600, match_iou=0.99, min_hits=1)
-    assert type(config.lifetime_s) is float and config.lifetime_s == 3600.0 and config.min_hits == 1
+    config = TrackerConfig(lifetime_s=3600, match_iou=np.float32(0.5), min_hits=np.int64(1))
+    assert (config.lifetime_s, config.match_iou, config.min_hits) == (3600.0, 0.5, 1)
+    assert [type(config.lifetime_s), type(config.match_iou), type(config.min_hits)] == [float, float, int]
     assert TrackerConfig(match_iou=0.01).match_iou == 0.01 and TrackerConfig(lifetime_s=1e-3).lifetime_s == 1e-3
 
 
