@@ -11,12 +11,9 @@ from functools import partial
 from typing import Any
 
 from diagnostic_updater import DiagnosticStatusWrapper, Updater
-from message_filters import ApproximateTimeSynchronizer, Subscriber
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
-from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from tf2_ros import Buffer, TransformListener
 
@@ -25,7 +22,15 @@ from yolov5_dpu_ros.core.pipeline import DetectionPipeline
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.dpu.board import explain
 from yolov5_dpu_ros.ros import node_config, params
-from yolov5_dpu_ros.ros.bindings import TYPES, fill, offered, profile, transform_lookup
+from yolov5_dpu_ros.ros.bindings import (
+    TYPES,
+    fill,
+    offered,
+    profile,
+    subscribe_colour,
+    subscribe_depth,
+    transform_lookup,
+)
 from yolov5_dpu_ros.ros.camera_io import Endpoint, Qos, camera_topics, input_choice, subscribed_line
 from yolov5_dpu_ros.ros.diagnostics import camera_report, node_report
 from yolov5_dpu_ros.ros.frame_cycle import FrameCycle
@@ -179,33 +184,9 @@ class DetectorNode(LifecycleNode):
                 if key in self._inputs and self._inputs[key][:2] == (qos, publishers):
                     continue
                 self._drop_input(key)
-                subscribe = self._subscribe_colour if role == "colour" else self._subscribe_depth
-                self._inputs[key] = (qos, publishers, subscribe(cam.topics.index, ends, qos))
+                subscribe = subscribe_colour if role == "colour" else subscribe_depth
+                self._inputs[key] = (qos, publishers, subscribe(self, cycle, cam.topics.index, ends, qos))
                 self.get_logger().info(subscribed_line(ends, qos, cycle.config.input_reliability, publishers))
-
-    def _subscribe_colour(self, index: int, ends: list[Endpoint], qos: tuple[Qos, ...]) -> list:
-        cycle = self._configured_cycle()
-        args = (TYPES[ends[0].type], ends[0].topic, partial(cycle.on_image, index), profile(qos[0]))
-        try:
-            lost = SubscriptionEventCallbacks(message_lost=lambda i: cycle.on_lost(index, i.total_count_change))
-            return [self.create_subscription(*args, event_callbacks=lost)]
-        except UnsupportedEventTypeError:
-            self.get_logger().info(f"{ends[0].topic}: this middleware does not report lost messages; frames "
-                                   "that never arrive are estimated from header stamps only")
-            return [self.create_subscription(*args)]
-
-    def _subscribe_depth(self, index: int, ends: list[Endpoint], qos: tuple[Qos, ...]) -> list:
-        """Depth and camera info paired by message_filters' ApproximateTimeSynchronizer; each pair then meets the
-        colour frames of its stamp in the frame cycle, so a depth stream that stops leaves the 2D output running."""
-        cycle = self._configured_cycle()
-        rgbd = cycle.cameras[index].rgbd
-        if rgbd is None:
-            return []
-        depth = Subscriber(self, Image, ends[0].topic, qos_profile=profile(qos[0]))
-        info = Subscriber(self, CameraInfo, ends[1].topic, qos_profile=profile(qos[1]))
-        synchronizer = ApproximateTimeSynchronizer([depth, info], 10, rgbd.setup.slop)
-        synchronizer.registerCallback(partial(cycle.on_depth, index))
-        return [depth.sub, info.sub]  # message_filters' Subscriber holds its rclpy subscription as .sub
 
     def _drop_input(self, key: tuple[int, str]) -> None:
         for subscription in self._inputs.pop(key, ((), 0, []))[2]:
