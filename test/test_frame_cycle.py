@@ -251,12 +251,17 @@ def test_3d_boxes_go_into_the_target_frame_or_are_counted_without_a_transform(cy
     assert cam.state.window(1.0, 0).depth["frames without transform"] == 1
 
 
-def test_a_parameter_update_mid_stream_applies_from_the_next_frame(cycle_with):
-    cycle, _, _ = cycle_with(workers=1)
-    cam = cycle.cameras[0]
+def _three_frames(cycle) -> None:
+    """Three frames of one scene at 10 Hz: its tracks are confirmed."""
     for i in range(3):
         cycle.on_image(0, image_msg(FRAMES[5], 1 + i * 0.1))
         _drain(cycle)
+
+
+def test_a_parameter_update_mid_stream_applies_from_the_next_frame(cycle_with):
+    cycle, _, _ = cycle_with(workers=1)
+    cam = cycle.cameras[0]
+    _three_frames(cycle)
     ids_before = [f.id for f in cam.outputs.of("2d")[-1][2]]
     assert any(ids_before)  # tracks confirmed after three frames
     values = _values(threads=1, workers=1)
@@ -287,9 +292,7 @@ def test_frames_finishing_after_deactivate_are_counted_not_published(cycle_with)
 def test_new_tracking_settings_reach_the_tracker_before_the_next_frame_not_during_one(cycle_with):
     cycle, logs, _ = cycle_with(workers=1)
     cam = cycle.cameras[0]
-    for i in range(3):
-        cycle.on_image(0, image_msg(FRAMES[5], 1 + i * 0.1))
-        _drain(cycle)
+    _three_frames(cycle)
     tracks = cam.state.window(1.0, 0).active_tracks
     cycle.update(runtime_update(_values(), {"track_lifetime": 0.1}))
     assert cam.state.window(2.0, 0).active_tracks == tracks > 0  # nothing changes between frames but the setting
