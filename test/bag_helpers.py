@@ -17,7 +17,7 @@ def bag_messages(bag: Path, msgtype: str):
         return [(c.topic, t, reader.deserialize(raw, c.msgtype)) for c, t, raw in reader.messages(connections=conns)]
 
 
-def write_rgbd_bag(path, frames: int = 4):
+def write_rgbd_bag(path, frames: int = 4, d=(0.0, 0.0, 0.0, 0.0, 0.0)):
     """Colour (demo shapes), an aligned 16UC1 depth at half resolution (each object's box at 2 m + 0.25 m per
     object, a wall at 5 m) and CameraInfo, stamped alike; returns the samples and each object's true depth."""
     from rosbags.rosbag2 import Writer
@@ -50,7 +50,7 @@ def write_rgbd_bag(path, frames: int = 4):
             dep = t["sensor_msgs/msg/Image"](header=header, height=240, width=320, encoding="16UC1", is_bigendian=0,
                                              step=640, data=depth.view(np.uint8).reshape(-1))
             info = t["sensor_msgs/msg/CameraInfo"](
-                header=header, height=480, width=640, distortion_model="plumb_bob", d=np.zeros(5),
+                header=header, height=480, width=640, distortion_model="plumb_bob", d=np.array(d, np.float64),
                 k=np.array([500.0, 0, 320, 0, 500, 240, 0, 0, 1]), r=np.eye(3).reshape(-1),
                 p=np.zeros(12), binning_x=0, binning_y=0,
                 roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,

@@ -303,7 +303,8 @@ def test_new_tracking_settings_reach_the_tracker_before_the_next_frame_not_durin
 
 
 @pytest.mark.needs("rosbags")
-def test_an_rgbd_bag_played_in_arrival_order_gives_the_3d_boxes_yolov5_dpu_bag_gives(cycle_with, tmp_path):
+@pytest.mark.parametrize("d", [(0.0,) * 5, (-0.25, 0.08, 0.001, -0.002, 0.0)], ids=["rectified", "distorted"])
+def test_an_rgbd_bag_played_in_arrival_order_gives_the_3d_boxes_yolov5_dpu_bag_gives(cycle_with, tmp_path, d):
     """The bag's messages in recorded order through the frame cycle, each colour frame's detections ready before
     its depth arrives (the late-depth case a live node meets): every frame has the 3D boxes that the whole-bag
     pairing of ``yolov5-dpu bag --depth-topic`` writes for the same bag."""
@@ -313,7 +314,7 @@ def test_an_rgbd_bag_played_in_arrival_order_gives_the_3d_boxes_yolov5_dpu_bag_g
     from yolov5_dpu_ros.cli.main import main
 
     source = tmp_path / "rgbd"
-    write_rgbd_bag(source, frames=6)
+    write_rgbd_bag(source, frames=6, d=d)
     colour, depth = "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw"
     assert main(["bag", str(source), "--out", str(tmp_path / "out"), "--no-progress", "--topics", colour,
                  "--depth-topic", depth]) == 0

@@ -136,8 +136,10 @@ def _write_3d(writer: DetectionBagWriter, depth: DepthStream, frame, fields: lis
         bad["unsynchronised frames"] += 1
         return
     try:
-        boxes = depth_boxes(depth_msg, found.xyxy, frame.image.shape[:2], Intrinsics.from_k(depth.info.k),
-                            (int(depth.info.width), int(depth.info.height)), DepthConfig(scale=scale))
+        info = depth.info
+        intrinsics = Intrinsics.from_camera_info(info.k, info.d, info.distortion_model)  # as the node reads it
+        boxes = depth_boxes(depth_msg, found.xyxy, frame.image.shape[:2], intrinsics,
+                            (int(info.width), int(info.height)), DepthConfig(scale=scale))
     except ValueError as e:
         bad["bad depth images"] += 1
         print(f"skipped the 3D boxes of a frame at {frame.timestamp}: {e}", file=sys.stderr)

@@ -61,10 +61,8 @@ class DepthWait:
         self._frames = kept
         return decided
 
-    def clear(self) -> list[Decided]:
-        """Forget the depth items; the waiting frames are returned undecided-as-unpaired (for counting)."""
-        frames = [Decided(payload, None) for _, _, payload in self._frames]
+    def clear(self) -> None:
+        """Forget the depth items and the waiting frames (decide them first to count them)."""
         self._frames.clear()
         self._depth.clear()
         self._latest = None
-        return frames

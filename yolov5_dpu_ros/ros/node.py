@@ -113,7 +113,9 @@ class DetectorNode(LifecycleNode):
             cycle = self._configured_cycle()
             self._activated.hold("subscriptions", self._drop_inputs)
             self._follow_publishers()
-            for period, task in ((1.0, self._follow_publishers), (0.02, cycle.expire)):
+            timers = [(1.0, self._follow_publishers)] + ([(0.02, cycle.expire)] if any(
+                cam.rgbd is not None for cam in cycle.cameras) else [])  # frames waiting for depth: decided on time
+            for period, task in timers:
                 self._activated.hold("timer", partial(self.destroy_timer, self.create_timer(period, task)))
             result = super().on_activate(state)  # activates the lifecycle publishers
             cycle.active = True
