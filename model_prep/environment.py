@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib
 import shutil
 
-VITIS_AI_DOCKER = ("run it inside the Vitis AI 2.5 docker (xilinx/vitis-ai-cpu:2.5 or the GPU image), in the "
-                   "vitis-ai-pytorch conda environment; see model_prep/README.md")
+from yolov5_dpu_ros.dpu.stacks import STACKS
+
+VITIS_AI_DOCKER = ("run it inside the Vitis AI docker of the board's DPU stack, in its vitis-ai-pytorch conda "
+                   "environment: " + "; ".join(f"{s.name}: {s.docker} ({s.python})" for s in STACKS.values()) +
+                   " (model_prep/README.md)")
 
 
 def require_module(name: str, step: str, where: str = VITIS_AI_DOCKER):

@@ -95,7 +95,8 @@ def build_model(cfg: str | Path | dict[str, Any], yolo: types.SimpleNamespace, n
 
 def checkpoint_load_options(torch_version: str) -> dict:
     """``torch.load`` options for a full training checkpoint: ``weights_only=False`` where torch knows the
-    keyword (1.13 and newer; 2.6 made True the default), nothing on the Vitis AI 2.5 docker's torch 1.10."""
+    keyword (1.13 and newer, the Vitis AI 3.5 docker's 1.13.1 too; 2.6 made True the default), nothing on the Vitis
+    AI 2.5 docker's torch 1.10."""
     major, minor = (int(re.match(r"\d+", part).group()) for part in torch_version.split(".")[:2])
     return {"weights_only": False} if (major, minor) >= (1, 13) else {}
 

@@ -14,9 +14,10 @@ from xmodel_writer import write_xmodel
 
 from yolov5_dpu_ros.cli.main import main
 from yolov5_dpu_ros.core.model_meta import load_meta, save_meta
-from yolov5_dpu_ros.dpu.board import NEEDS_ROOT, PYNQ_VERSION_NOTE
+from yolov5_dpu_ros.dpu.board import NEEDS_ROOT, pynq_version_note
 from yolov5_dpu_ros.dpu.doctor import FAIL, OK, WARN, Environment, diagnose
 from yolov5_dpu_ros.dpu.exclusive import Holder
+from yolov5_dpu_ros.dpu.stacks import STACKS
 
 PRESET = "config/models/yolox_nano_coco.yaml"
 
@@ -81,7 +82,7 @@ def test_pynq_3_1_is_a_warning_on_its_line(kv260, real_xmodels):
     kv260.version = {"pynq": "3.1.0", "pynq-dpu": "2.5.1"}.get
     report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), PRESET)
     _only_problem(report, "PYNQ", WARN)
-    assert PYNQ_VERSION_NOTE in report.text() and report.dpu_ready
+    assert pynq_version_note(STACKS["2.5"]) in report.text() and report.dpu_ready
 
 
 def test_not_root_fails_on_its_line_with_the_backends_words(kv260, real_xmodels):
@@ -158,6 +159,66 @@ def test_a_vai_3_5_model_fails_the_xmodel_line(kv260, real_xmodels):
     report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai35.xmodel"), PRESET)
     _only_problem(report, "xmodel")
     assert "Vitis AI 3.5.0" in report.text()
+
+
+def test_the_first_line_names_the_stack_the_checks_are_made_against(kv260):
+    first = diagnose(kv260).checks[0]
+    assert (first.name, first.status) == ("DPU stack", OK)
+    assert first.found == ("pynq-dpu 2.5.1 with VART 2.5 (pynq-dpu 2.5.1, VART 2.5.0): runs models of Vitis AI 2.5.x "
+                           "compiled for its overlay's DPU")
+    assert diagnose(kv260).text().startswith("✔ DPU stack: pynq-dpu 2.5.1 with VART 2.5")
+
+
+def _stack_3_5(kv260):
+    """The same board set up by AMD's Kria robotics guide: pynq-dpu 3.5.0 and the Vitis AI 3.5 runtime."""
+    kv260.version = {"pynq": "3.0.1", "pynq-dpu": "3.5.0"}.get
+    for old in kv260.vart_libraries.glob("libvart-runner.so.*"):
+        old.unlink()
+    (kv260.vart_libraries / "libvart-runner.so.3.5.0").write_bytes(b"")
+
+
+def _preset_model(path, compiler, fingerprint):
+    meta = load_meta(PRESET)
+    outputs = [(f"head_{i}", shape, 2) for i, shape in enumerate(meta.head_shapes)]
+    return write_xmodel(path, (1, 416, 416, 3), -1, outputs, fingerprint=fingerprint, compiler=compiler)
+
+
+def test_a_board_on_the_3_5_stack_runs_its_own_models_and_refuses_the_2_5_ones(kv260, real_xmodels, tmp_path):
+    _stack_3_5(kv260)
+    model = _preset_model(tmp_path / "vai35.xmodel", "3.5.0", 0x101000056010407)
+    report = diagnose(kv260, str(model), PRESET)
+    assert set(_statuses(report).values()) == {OK}, report.text()
+    assert report.checks[0].found.startswith("pynq-dpu 3.5.0 with VART 3.5 (pynq-dpu 3.5.0, VART 3.5.0)")
+    assert "DPU fingerprint 0x101000056010407" in report.text()
+    report = diagnose(kv260, str(real_xmodels / "yolox_nano_b4096_vai25.xmodel"), PRESET)
+    _only_problem(report, "xmodel")
+    assert "set the board up with pynq-dpu 2.5.1" in report.text() and "--dpu-runtime 3.5" in report.text()
+
+
+def test_pynq_dpu_3_5_on_vart_2_5_fails_the_stack_and_vart_lines(kv260):
+    kv260.version = {"pynq": "3.0.1", "pynq-dpu": "3.5.0"}.get
+    report = diagnose(kv260)
+    assert {n: s for n, s in _statuses(report).items() if s != OK} == {"DPU stack": FAIL, "VART": FAIL}
+    assert "but VART 2.5.0 is installed" in report.text() and not report.dpu_ready
+
+
+def test_dpu_runtime_judges_against_the_named_stack(kv260, tmp_path):
+    model = _preset_model(tmp_path / "vai35.xmodel", "3.5.0", 0x101000056010407)
+    report = diagnose(kv260, str(model), PRESET, dpu_runtime="3.5")
+    assert report.checks[0].found.startswith("pynq-dpu 3.5.0 with VART 3.5 (dpu_runtime 3.5)")
+    assert _statuses(report)["xmodel"] == OK and _statuses(report)["VART"] == FAIL  # the board has VART 2.5
+
+
+def test_on_a_pc_the_model_is_judged_on_every_stack(real_xmodels, capsys):
+    assert main(["doctor", "--xmodel", str(real_xmodels / "yolox_nano_b4096_vai25.xmodel")]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("✗ DPU stack: pynq-dpu not installed, VART not found")
+    assert "✔ xmodel on the 2.5 stack:" in out and "✗ xmodel on the 3.5 stack:" in out
+    vai25 = str(real_xmodels / "yolox_nano_b4096_vai25.xmodel")
+    assert main(["doctor", "--dpu-runtime", "2.5", "--xmodel", vai25]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("✔ DPU stack: pynq-dpu 2.5.1 with VART 2.5 (dpu_runtime 2.5)")
+    assert "✔ xmodel: " in out and "xmodel on the" not in out
 
 
 def test_a_b512_model_fails_the_xmodel_line(kv260, tmp_path):

@@ -26,8 +26,10 @@ from yolov5_dpu_ros.core.model_meta import load_meta
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu import board as dpu_board
+from yolov5_dpu_ros.dpu import installed
 from yolov5_dpu_ros.dpu.board import NEEDS_PYNQ, NEEDS_ROOT, explain
 from yolov5_dpu_ros.dpu.exclusive import lock_holders
+from yolov5_dpu_ros.dpu.stacks import STACKS
 
 IMAGE = make_sample(5, "test", 0, (640, 480)).image
 
@@ -99,7 +101,7 @@ def test_overlay_needs_bit_hwh_and_xclbin_of_one_name(meta, dpu, tmp_path, missi
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel")
     expected = "overlay not found" if missing == ".bit" else f"overlay files missing: .*custom/dpu\\{missing}"
     with pytest.raises(ValueError, match=expected):
-        DpuBackend.load(xmodel, meta, bit=custom, runtime=dpu)
+        DpuBackend.load(xmodel, meta, bit=custom, dpu_runtime=dpu.stack.name, runtime=dpu)
     assert dpu.loaded == []  # refused before the DPU was touched
 
 
@@ -108,58 +110,59 @@ def test_overlays_not_named_dpu_bit_are_refused(meta, dpu, tmp_path, stem):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel")
     with pytest.raises(ValueError, match=f"copies {re.escape(stem)}.xclbin to /usr/lib but points VART at "
                                          "/usr/lib/dpu.xclbin"):
-        DpuBackend.load(xmodel, meta, bit=overlay_files(tmp_path / "ov", stem), runtime=dpu)
+        DpuBackend.load(xmodel, meta, bit=overlay_files(tmp_path / "ov", stem), dpu_runtime=dpu.stack.name, runtime=dpu)
     assert dpu.loaded == []
 
 
 def test_model_path_must_end_in_xmodel(meta, dpu, bit, tmp_path):
     model = dpu.write_xmodel(tmp_path / "m.bin")
     with pytest.raises(ValueError, match="only files named \\*.xmodel"):
-        DpuBackend.load(model, meta, bit=bit, runtime=dpu)
+        DpuBackend.load(model, meta, bit=bit, dpu_runtime=dpu.stack.name, runtime=dpu)
 
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(dpu_subgraphs=0), "no DPU subgraph"),
     (dict(dpu_subgraphs=3, cpu_ops=("sigmoid", "mul")), "3 DPU subgraphs.*mul, sigmoid"),
     (dict(fingerprint=0x101000056010407), "CHECK fingerprint fail.*Vitis AI 2.5"),
-    (dict(compiler="3.5.0"), "compiled by Vitis AI 3.5.0.*allow_other_compiler"),
+    (dict(compiler="3.5.0"), "compiled by Vitis AI 3.5.0 .a model for pynq-dpu 3.5.0.*Vitis AI 2.5 docker.*"
+                             "or set the board up with pynq-dpu 3.5.0"),
 ])
 def test_preflight_refuses_before_loading(meta, dpu, bit, tmp_path, kwargs, message):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel", **kwargs)
     with pytest.raises(ValueError, match=message):
-        DpuBackend.load(xmodel, meta, bit=bit, runtime=dpu)
+        DpuBackend.load(xmodel, meta, bit=bit, dpu_runtime=dpu.stack.name, runtime=dpu)
     assert dpu.loaded == []
 
 
 def test_other_compiler_allowed_explicitly_warns(meta, dpu, bit, tmp_path):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel", compiler="3.5.0")
     with logged("yolov5_dpu_ros.backends.dpu") as messages:
-        DpuBackend.load(xmodel, meta, bit=bit, allow_other_compiler=True, runtime=dpu)
+        DpuBackend.load(xmodel, meta, bit=bit, allow_other_compiler=True, dpu_runtime=dpu.stack.name, runtime=dpu)
     assert any("allowed by allow_other_compiler" in m for m in messages) and len(dpu.loaded) == 1
 
 
 def test_a_custom_overlay_fingerprint(meta, dpu, bit, tmp_path):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel", fingerprint=0x101000016010200, dpu_name="DPUCZDX8G_ISA1_B512")
     with pytest.raises(ValueError, match="DPUCZDX8G_ISA1_B512"):
-        DpuBackend.load(xmodel, meta, bit=bit, runtime=dpu)
+        DpuBackend.load(xmodel, meta, bit=bit, dpu_runtime=dpu.stack.name, runtime=dpu)
     with pytest.raises(binding().WouldAbort, match="CHECK fingerprint fail"):
         dpu.load(xmodel, bit)  # what VART itself would do with it on the stock overlay: abort the process
     dpu.fingerprint = 0x101000016010200  # a custom B512 overlay
-    DpuBackend.load(xmodel, meta, bit=bit, fingerprint=0x101000016010200, runtime=dpu)
+    DpuBackend.load(xmodel, meta, bit=bit, fingerprint=0x101000016010200, dpu_runtime=dpu.stack.name, runtime=dpu)
 
 
 def test_quantizer_output_is_named(meta, dpu, bit, tmp_path):
     int_model = dpu.write_xmodel(tmp_path / "YOLOv5_int.xmodel", dpu_subgraphs=0)
     with pytest.raises(ValueError, match="_int.xmodel: compile it with vai_c_xir first"):
-        DpuBackend.load(int_model, meta, bit=bit, runtime=dpu)
+        DpuBackend.load(int_model, meta, bit=bit, dpu_runtime=dpu.stack.name, runtime=dpu)
 
 
 def test_missing_and_foreign_model_files(meta, dpu, bit, tmp_path):
     with pytest.raises(ValueError, match="xmodel not found"):
-        DpuBackend.load(tmp_path / "nope.xmodel", meta, bit=bit, runtime=dpu)
+        DpuBackend.load(tmp_path / "nope.xmodel", meta, bit=bit, dpu_runtime=dpu.stack.name, runtime=dpu)
     shutil.copy(DEMO_ONNX, tmp_path / "onnx.xmodel")
     with pytest.raises(ValueError, match="not an xmodel"):
-        DpuBackend.load(tmp_path / "onnx.xmodel", meta, bit=bit, runtime=dpu)
+        DpuBackend.load(tmp_path / "onnx.xmodel", meta, bit=bit, dpu_runtime=dpu.stack.name, runtime=dpu)
     assert dpu.loaded == []
 
 
@@ -167,10 +170,10 @@ def test_metadata_mismatch_is_refused(meta, dpu, bit, tmp_path):
     xmodel = dpu.write_xmodel(tmp_path / "m.xmodel")
     other_classes = meta.__class__(**{**meta.__dict__, "names": meta.names + ("hexagon",)})
     with pytest.raises(ValueError, match="matches no head"):
-        DpuBackend.load(xmodel, other_classes, bit=bit, runtime=dpu)
+        DpuBackend.load(xmodel, other_classes, bit=bit, dpu_runtime=dpu.stack.name, runtime=dpu)
     other_size = meta.__class__(**{**meta.__dict__, "input_hw": (640, 640)})
     with pytest.raises(ValueError, match="metadata expects one"):
-        DpuBackend.load(xmodel, other_size, bit=bit, runtime=dpu)
+        DpuBackend.load(xmodel, other_size, bit=bit, dpu_runtime=dpu.stack.name, runtime=dpu)
     assert dpu.loaded == []
 
 
@@ -317,6 +320,9 @@ def board(pynq_dpu_source, dpu, tmp_path, monkeypatch):
     site = tmp_path / "site"
     shutil.copytree(pynq_dpu_source, site / "pynq_dpu")
     overlay_files(site / "pynq_dpu")
+    (site / "pynq_dpu-2.5.1.dist-info").mkdir()  # what pip leaves beside the package: the stack is read from it
+    (site / "pynq_dpu-2.5.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: pynq-dpu\n"
+                                                                  "Version: 2.5.1\n")
     for name, module in emulated_platform(dpu).items():
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.delitem(sys.modules, "pynq_dpu", raising=False)
@@ -328,6 +334,8 @@ def board(pynq_dpu_source, dpu, tmp_path, monkeypatch):
     sandbox = EmulatedBoard(tmp_path / "vart.conf", tmp_path / "usr_lib", tmp_path / "locks")
     sandbox.usr_lib.mkdir()
     sandbox.locks.mkdir()
+    (sandbox.usr_lib / "libvart-runner.so.2.5.0").write_bytes(b"")  # VART 2.5's runner library, as the debs install
+    monkeypatch.setattr(installed, "VART_LIBRARIES", sandbox.usr_lib)
     sandbox.vart_conf.write_text("firmware: /run/media/mmcblk0p1/dpu.xclbin\n")
     dpu.board = sandbox
     monkeypatch.setattr(real, "XCL_DST_PATH", str(sandbox.usr_lib))
@@ -500,5 +508,5 @@ def test_configure_cleanup_cycles_leave_one_device_handle_and_one_lock_holder(bo
 def test_pynq_other_than_3_0_is_warned_about(board, monkeypatch, version, warned):
     monkeypatch.setattr(importlib.metadata, "version", lambda name: version)
     with logged("yolov5_dpu_ros.backends.dpu") as messages:
-        PynqDpuRuntime()
+        PynqDpuRuntime(STACKS["2.5"])
     assert any("made for PYNQ 3.0.x" in m for m in messages) == warned

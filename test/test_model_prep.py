@@ -3,6 +3,8 @@ guards and arguments of the ones that need it."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import yaml
 
 from demo.shapes import write_dataset
 from yolov5_dpu_ros.core.model_meta import load_meta
+from yolov5_dpu_ros.dpu.stacks import STACKS
 
 
 @pytest.fixture(scope="module")
@@ -160,22 +163,73 @@ def test_vitis_ai_steps_name_their_environment(tmp_path, shapes, stock_yaml):
     from model_prep import compile as compile_step
     from model_prep import quantize
 
-    with pytest.raises(SystemExit, match="pytorch_nndct.*Vitis AI 2.5 docker"):
+    docker = r"Vitis AI docker of the board's DPU stack.*2.5: xilinx/vitis-ai-cpu:2.5 \(Python 3.7, torch 1.10.1\); " \
+             r"3.5: xilinx/vitis-ai-pytorch-cpu:3.5.0 \(Python 3.8, torch 1.13.1\)"
+    with pytest.raises(SystemExit, match="pytorch_nndct.*" + docker):
         quantize.main(["--cfg", str(stock_yaml), "--img", "320", "--calib", str(shapes / "images" / "val")])
-    with pytest.raises(SystemExit, match="vai_c_xir.*Vitis AI 2.5 docker"):
-        compile_step.main(["--xmodel", str(tmp_path / "m_int.xmodel")])
+    with pytest.raises(SystemExit, match="vai_c_xir.*" + docker):
+        compile_step.main(["--dpu-runtime", "3.5", "--xmodel", str(tmp_path / "m_int.xmodel")])
 
 
-def test_compile_checks_the_arch_file(tmp_path):
+def test_compile_checks_the_arch_file_against_the_stack(tmp_path):
     from model_prep.compile import check_arch
 
-    with pytest.raises(SystemExit, match="arch file not found"):
-        check_arch(tmp_path / "none.json")
+    vai25, vai35 = STACKS["2.5"], STACKS["3.5"]
+    with pytest.raises(SystemExit, match="arch file not found.*Vitis AI 3.5 docker"):
+        check_arch(tmp_path / "none.json", vai35, vai35.fingerprint)
     (tmp_path / "bad.json").write_text('{"something": 1}')
     with pytest.raises(SystemExit, match="neither 'target' nor 'fingerprint'"):
-        check_arch(tmp_path / "bad.json")
+        check_arch(tmp_path / "bad.json", vai25, vai25.fingerprint)
     (tmp_path / "kv260.json").write_text('{"target": "DPUCZDX8G_ISA1_B4096"}')
-    check_arch(tmp_path / "kv260.json")
+    check_arch(tmp_path / "kv260.json", vai25, vai25.fingerprint)
+    (tmp_path / "vai35.json").write_text('{"fingerprint": "0x101000056010407"}')
+    check_arch(tmp_path / "vai35.json", vai35, vai35.fingerprint)
+    with pytest.raises(SystemExit, match="compiles for the DPU 0x101000056010407, but pynq-dpu 2.5.1 with VART 2.5's "
+                                         "overlay has 0x101000016010407: use the KV260 arch.json of the Vitis AI 2.5"):
+        check_arch(tmp_path / "vai35.json", vai25, vai25.fingerprint)
+
+
+@pytest.fixture()
+def fake_vai_c_xir(tmp_path, monkeypatch):
+    """TEST DOUBLE of vai_c_xir (no Vitis AI docker here): its command line as UG1414 gives it (-x -a -o -n) and an
+    output named OUT/NAME.xmodel, compiled as the Vitis AI release in FAKE_COMPILER for the arch.json's fingerprint."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    program = folder / "vai_c_xir"
+    program.write_text(f"""#!{sys.executable}
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from xmodel_writer import write_xmodel
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+arch = json.loads(Path(args["-a"]).read_text())
+out = Path(args["-o"]) / (args["-n"] + ".xmodel")
+out.parent.mkdir(parents=True, exist_ok=True)
+write_xmodel(out, (1, 320, 320, 3), 6, [("h8", (1, 40, 40, 30), 3)], fingerprint=int(arch["fingerprint"], 0),
+             compiler=os.environ["FAKE_COMPILER"])
+""")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return program
+
+
+@pytest.mark.parametrize("compiler,runs", [("3.5.0", True), ("3.0.0", True), ("2.5.0", False)])
+def test_compile_keeps_only_a_model_the_named_stack_runs(tmp_path, fake_vai_c_xir, monkeypatch, compiler, runs):
+    from model_prep import compile as compile_step
+
+    monkeypatch.setenv("FAKE_COMPILER", compiler)
+    arch = tmp_path / "arch.json"
+    arch.write_text('{"fingerprint": "0x101000056010407"}')
+    (tmp_path / "m_int.xmodel").write_bytes(b"")
+    argv = ["--dpu-runtime", "3.5", "--xmodel", str(tmp_path / "m_int.xmodel"), "--arch", str(arch), "--out",
+            str(tmp_path / "out"), "--name", "m"]
+    if runs:
+        assert compile_step.main(argv) == 0
+        assert (tmp_path / "out" / "m.xmodel").is_file()
+    else:
+        with pytest.raises(SystemExit, match="(?s)would not run on the board .removed.*compiled by Vitis AI 2.5.0"):
+            compile_step.main(argv)
+        assert not (tmp_path / "out" / "m.xmodel").exists()
 
 
 def test_prepare_checks_a_trained_checkpoint(yolo, stock_yaml, tmp_path):

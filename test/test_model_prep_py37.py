@@ -1,4 +1,5 @@
-"""model_prep's docker steps run on Python 3.7 (the Vitis AI 2.5 docker's conda env: Python 3.7, torch 1.10.1).
+"""model_prep's docker steps run in both Vitis AI dockers: 2.5's conda env (Python 3.7, torch 1.10.1) and 3.5's
+(Python 3.8, torch 1.13.1); 3.7 is the stricter of the two, so that is what is checked.
 
 No Python 3.7 can be had from the registries this project reaches, so every module those steps import
 (``quantize``, ``compile``, ``inspect`` and what they import from this repository) is checked at the source
@@ -145,6 +146,7 @@ def test_the_check_accepts_37_code():
 
 @pytest.mark.parametrize("version,options", [("1.10.1", {}), ("1.10.1+cu102", {}), ("1.12.1", {}),
                                              ("1.13.0", {"weights_only": False}),
+                                             ("1.13.1", {"weights_only": False}),  # the Vitis AI 3.5 docker
                                              ("2.13.0+cpu", {"weights_only": False})])
 def test_checkpoint_loading_passes_weights_only_only_where_torch_knows_it(version, options):
     assert checkpoint_load_options(version) == options

@@ -9,7 +9,6 @@ from props import given, settings, st
 
 from yolov5_dpu_ros.core.depth_wait import DepthWait
 from yolov5_dpu_ros.core.tracking import TrackerConfig
-from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT
 from yolov5_dpu_ros.ros.camera_io import Qos, camera_topics, input_choice
 from yolov5_dpu_ros.ros.held import Held
 from yolov5_dpu_ros.ros.node_config import change_refusal, read, runtime_update
@@ -92,10 +91,19 @@ def test_a_runtime_update_sets_selection_and_tracker_and_says_when_labels_change
         runtime_update(v, {"conf_threshold": 0.05})
 
 
-@pytest.mark.parametrize("value", ["0x101000016010407", 0x101000016010407, "", str(STOCK_FINGERPRINT)])
+@pytest.mark.parametrize("value", ["0x101000016010407", 0x101000016010407, str(0x101000016010407)])
 def test_dpu_fingerprint_is_read_from_a_string_or_the_integer_rcl_makes_of_unquoted_hex(value):
     config = read(_values(backend="dpu", xmodel="m.xmodel", model_meta="m.yaml", dpu_fingerprint=value))
-    assert config.backend_spec.fingerprint == STOCK_FINGERPRINT
+    assert config.backend_spec.fingerprint == 0x101000016010407
+
+
+def test_an_empty_fingerprint_leaves_it_to_the_stack_and_dpu_runtime_names_the_stack():
+    config = read(_values(backend="dpu", xmodel="m.xmodel", model_meta="m.yaml", dpu_fingerprint=""))
+    assert config.backend_spec.fingerprint is None and config.backend_spec.dpu_runtime == "auto"
+    config = read(_values(backend="dpu", xmodel="m.xmodel", model_meta="m.yaml", dpu_runtime="3.5"))
+    assert config.backend_spec.dpu_runtime == "3.5"
+    with pytest.raises(ValueError, match=r"parameter dpu_runtime: '3.0' is not one of \['auto', '2.5', '3.5'\]"):
+        read(_values(backend="dpu", xmodel="m.xmodel", model_meta="m.yaml", dpu_runtime="3.0"))
 
 
 def test_a_bad_fingerprint_names_the_parameter():

@@ -1,4 +1,5 @@
-"""The xmodel reader and the pynq-dpu verdict, on the real compiled KV260 fixtures and on bad files."""
+"""The xmodel reader and the verdict on the pynq-dpu 2.5.1 stack, on the real compiled KV260 fixtures and on bad files
+(the verdict on every stack: test_stacks.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from xmodel_writer import write_xmodel
 from model_prep import inspect as inspect_step
 from yolov5_dpu_ros.core.model_meta import ModelMeta, load_meta, save_meta
 from yolov5_dpu_ros.demo_model import DEMO_ONNX
-from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, judge, parse_fingerprint
+from yolov5_dpu_ros.dpu.stacks import STACKS
+from yolov5_dpu_ros.dpu.verdict import judge, parse_fingerprint
 from yolov5_dpu_ros.dpu.xmodel import XmodelError, read_xmodel
 
 VAI25 = "yolox_nano_b4096_vai25.xmodel"
 VAI35 = "yolox_nano_b4096_vai35.xmodel"
+VAI25_STACK = STACKS["2.5"]
+STOCK_FINGERPRINT = VAI25_STACK.fingerprint
 YOLOX_HEADS = [(1, 13, 13, 85), (1, 26, 26, 85), (1, 52, 52, 85)]
 
 
@@ -41,7 +45,7 @@ def test_the_vai25_fixture_runs(real_xmodels):
     assert [t.name for t in info.outputs] == sorted(t.name for t in info.outputs)
     assert {t.fix_point for t in info.outputs} == {2}
     assert info.cpu_op_types == ()  # fix2float is never a problem
-    verdict = judge(info)
+    verdict = judge(info, VAI25_STACK)
     assert verdict.runs and verdict.problems == () and verdict.notes == ()
 
 
@@ -50,17 +54,17 @@ def test_the_vai35_fixture_is_refused_naming_the_compiler(real_xmodels):
     assert info.compilers == ("3.5.0",)
     assert info.dpu[0].fingerprint == STOCK_FINGERPRINT  # the fingerprint alone would let it through
     assert info.dpu[0].dpu_name == "DPUCZDX8G_ISA1_B4096_0101000016010407"
-    verdict = judge(info)
+    verdict = judge(info, VAI25_STACK)
     assert not verdict.runs
     (problem,) = verdict.problems
-    assert "Vitis AI 3.5.0" in problem and "Vitis AI 2.5" in problem and "allow_other_compiler" in problem
-    allowed = judge(info, allow_other_compiler=True)
-    assert allowed.runs and "reported both to load and to kill" in allowed.notes[0]
+    assert "Vitis AI 3.5.0" in problem and "Vitis AI 2.5.x" in problem and "allow_other_compiler" not in problem
+    allowed = judge(info, VAI25_STACK, allow_other_compiler=True)
+    assert allowed.runs and "allowed by allow_other_compiler" in allowed.notes[0]
 
 
 def test_another_overlay_refuses_even_a_good_model(real_xmodels):
     info = read_xmodel(real_xmodels / VAI25)
-    verdict = judge(info, overlay_fingerprint=0x101000016010200, allow_other_compiler=True)
+    verdict = judge(info, VAI25_STACK, overlay_fingerprint=0x101000016010200, allow_other_compiler=True)
     assert not verdict.runs and "CHECK fingerprint fail" in verdict.problems[0]
     assert "DPUCZDX8G_ISA1_B512" in verdict.problems[0] and "DPUCZDX8G_ISA1_B4096" in verdict.problems[0]
 
@@ -73,16 +77,17 @@ def test_inspect_on_the_real_fixtures(real_xmodels, tmp_path, capsys):
     assert "Vitis AI 2.5.0" in out and "DPUCZDX8G_ISA1_B4096" in out and "0x101000016010407" in out
     assert out.index("[1, 52, 52, 85]") < out.index("[1, 26, 26, 85]") < out.index("[1, 13, 13, 85]")
     assert "output 0: [1, 52, 52, 85]" in out and "VART's runner order (sorted by tensor name" in out
-    assert "outputs → strides [8, 16, 32]" in out and "verdict: runs" in out
+    assert "outputs → strides [8, 16, 32]" in out and "verdict (2.5 stack): runs" in out
     written = load_meta(meta_path)
     assert written.input_fix_point == -1 and written.output_fix_points == (2, 2, 2)
 
     assert inspect_step.main([str(real_xmodels / VAI35)]) == 1
     out = capsys.readouterr().out
     assert "REFUSED" in out and "Vitis AI 3.5.0" in out
-    assert inspect_step.main([str(real_xmodels / VAI35), "--allow-other-compiler"]) == 0
-    assert inspect_step.main([str(real_xmodels / VAI25), "--fingerprint", "0x101000056010407"]) == 1
-    assert "newer DPU IP" in capsys.readouterr().out
+    assert inspect_step.main([str(real_xmodels / VAI35), "--dpu-runtime", "2.5", "--allow-other-compiler"]) == 0
+    assert inspect_step.main([str(real_xmodels / VAI25), "--dpu-runtime", "2.5", "--fingerprint",
+                              "0x101000056010407"]) == 1
+    assert "pynq-dpu 3.5.0's KV260 overlay" in capsys.readouterr().out
 
 
 def test_inspect_refuses_metadata_of_another_model(real_xmodels, tmp_path, capsys):
@@ -101,7 +106,7 @@ def _demo_shapes(tmp_path, **kwargs):
 
 @pytest.mark.parametrize("kwargs,expected", [
     (dict(dpu_subgraphs=3, cpu_ops=("sigmoid", "mul")), "3 DPU subgraphs.*split the graph: mul, sigmoid"),
-    (dict(fingerprint=0x101000056010407), "newer DPU IP.*CHECK fingerprint fail"),
+    (dict(fingerprint=0x101000056010407), "pynq-dpu 3.5.0's KV260 overlay.*CHECK fingerprint fail"),
     (dict(compiler="3.0.0"), "compiled by Vitis AI 3.0.0"),
     (dict(compiler=None), "unknown version"),
     (dict(dpu_subgraphs=0, name="DetectionModel_int.xmodel"), "no DPU subgraph; this is the quantizer's _int"),
@@ -109,7 +114,7 @@ def _demo_shapes(tmp_path, **kwargs):
 ])
 def test_each_refusal_names_its_reason(tmp_path, kwargs, expected, capsys):
     path = _demo_shapes(tmp_path, **kwargs)
-    verdict = judge(read_xmodel(path))
+    verdict = judge(read_xmodel(path), VAI25_STACK)
     assert not verdict.runs
     assert any(re.search(expected, p) for p in verdict.problems), verdict.problems
     assert inspect_step.main([str(path)]) == 1
@@ -117,7 +122,7 @@ def test_each_refusal_names_its_reason(tmp_path, kwargs, expected, capsys):
 
 def test_a_written_model_runs_and_lists_its_outputs_by_name_not_graph_order(tmp_path):
     info = read_xmodel(_demo_shapes(tmp_path))
-    assert judge(info).runs
+    assert judge(info, VAI25_STACK).runs
     assert [t.name for t in info.outputs] == ["h16_download_t", "h32_download_t", "h8_download_t"]  # graph: 32, 8, 16
     assert [t.shape[1] for t in info.outputs] == [20, 10, 40]
     assert [(t.shape, t.fix_point) for t in info.inputs] == [((1, 320, 320, 3), 6)]
@@ -168,12 +173,12 @@ def test_cut_or_corrupted_models_read_or_refused_cleanly(tmp_path_factory, at, b
     for variant in (bytes(data[:at]), bytes(data[:at]) + bytes([byte]) + bytes(data[at + 1:])):
         (folder / "v.xmodel").write_bytes(variant)
         try:
-            judge(read_xmodel(folder / "v.xmodel"))
+            judge(read_xmodel(folder / "v.xmodel"), VAI25_STACK)
         except XmodelError:
             pass
 
 
-@pytest.mark.parametrize("text,value", [("", STOCK_FINGERPRINT), ("0x101000016010200", 0x101000016010200),
+@pytest.mark.parametrize("text,value", [("", None), ("0x101000016010200", 0x101000016010200),
                                         (str(STOCK_FINGERPRINT), STOCK_FINGERPRINT)])
 def test_fingerprint_parameter(text, value):
     assert parse_fingerprint(text) == value

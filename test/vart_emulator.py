@@ -38,7 +38,7 @@ from xmodel_writer import write_xmodel
 
 from yolov5_dpu_ros.core.backend import TensorSpec
 from yolov5_dpu_ros.core.model_meta import ModelMeta
-from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT
+from yolov5_dpu_ros.dpu.stacks import STACKS
 from yolov5_dpu_ros.dpu.xmodel import read_xmodel
 
 
@@ -135,7 +135,8 @@ class EmulatedDpu:
         levels = sorted(range(len(meta.strides)), key=names.__getitem__)  # VART lists tensors by name
         self.outputs = tuple(TensorSpec(names[lv], meta.head_shape(lv), fps[lv]) for lv in levels)
         self.latency_s = latency_s
-        self.fingerprint = STOCK_FINGERPRINT  # the overlay's DPU
+        self.stack = STACKS["2.5"]  # pynq-dpu 2.5.1 on VART 2.5, whose sources these doubles follow
+        self.fingerprint = self.stack.fingerprint  # the overlay's DPU
         self.compute = compute or self._run_onnx
         if compute is None:  # the model itself runs underneath; a given compute replaces it (benchmarks)
             self._onnx = OnnxBackend(onnx_path, meta.with_fix_points(self.input.fix_point, fps))
@@ -261,7 +262,8 @@ def emulated_backend(dpu: EmulatedDpu, folder: Path, meta: ModelMeta | None = No
 
     folder.mkdir(parents=True, exist_ok=True)
     xmodel = dpu.write_xmodel(folder / "model.xmodel")
-    return DpuBackend.load(xmodel, meta or dpu.meta, bit=overlay_files(folder / "overlay"), runtime=dpu)
+    return DpuBackend.load(xmodel, meta or dpu.meta, bit=overlay_files(folder / "overlay"), dpu_runtime=dpu.stack.name,
+                           runtime=dpu)
 
 
 class _EmulatedSubgraph:

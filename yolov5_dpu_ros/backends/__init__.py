@@ -9,7 +9,7 @@ from pathlib import Path
 from yolov5_dpu_ros.core.backend import Backend, BackendSpec, TensorSpec, allocate_outputs
 from yolov5_dpu_ros.core.choices import BACKENDS
 from yolov5_dpu_ros.core.model_meta import ModelMeta
-from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT
+from yolov5_dpu_ros.dpu.stacks import AUTO
 
 __all__ = ["BACKENDS", "Backend", "BackendSpec", "DpuSpec", "OnnxSpec", "TensorSpec", "allocate_outputs"]
 
@@ -34,17 +34,19 @@ class OnnxSpec:
 
 @dataclass(frozen=True)
 class DpuSpec:
-    """A compiled xmodel on the KV260's DPU: the overlay ``bit`` (None: pynq-dpu's own), its DPU's
-    ``fingerprint`` and whether a model of another Vitis AI is let through."""
+    """A compiled xmodel on the KV260's DPU: the overlay ``bit`` (None: pynq-dpu's own), its DPU's ``fingerprint``
+    (None: the stack's stock overlay's), whether a model of another Vitis AI is let through, and the DPU stack
+    (``dpu_runtime``: 'auto' reads the board's)."""
 
     model: Path
     bit: Path | None = None
-    fingerprint: int = STOCK_FINGERPRINT
+    fingerprint: int | None = None
     allow_other_compiler: bool = False
+    dpu_runtime: str = AUTO
     name: str = "dpu"
 
     def open(self, meta: ModelMeta, workers: int) -> Backend:
         from yolov5_dpu_ros.backends.dpu import DpuBackend
 
-        return DpuBackend.load(self.model, meta, bit=self.bit, fingerprint=self.fingerprint,
-                               allow_other_compiler=self.allow_other_compiler)
+        return DpuBackend.load(self.model, meta, bit=self.bit, dpu_runtime=self.dpu_runtime,
+                               fingerprint=self.fingerprint, allow_other_compiler=self.allow_other_compiler)

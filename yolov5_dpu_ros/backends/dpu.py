@@ -1,10 +1,12 @@
-"""DPU backend: a compiled xmodel on the KV260's DPU through pynq-dpu 2.5.1 (VART 2.5), int8 in and out.
+"""DPU backend: a compiled xmodel on the KV260's DPU through pynq-dpu (2.5.1 on VART 2.5, or 3.5.0 on VART 3.5), int8
+in and out.
 
-Everything that can be checked without touching the DPU is checked before PYNQ, VART or xir is
-imported (``dpu.board``): the xmodel's verdict, its tensors against the metadata, and the traps of
-pynq-dpu 2.5.1's own code. A model the DPU cannot run does not fail politely: VART kills the Python
-process. Shapes and fix points come from the runner's tensors, never from constants, and outputs are
-matched to the metadata's strides by shape (VART lists them sorted by tensor name).
+Everything that can be checked without touching the DPU is checked before PYNQ, VART or xir is imported
+(``dpu.board``): the board's DPU stack (``dpu.stacks``), the xmodel's verdict on it, its tensors against the
+metadata, and the traps of pynq-dpu's own code (the same ``dpu.py`` in 2.5.1 and 3.5.0). A model the DPU cannot
+run does not fail politely: VART kills the Python process. Shapes and fix points come from the runner's tensors,
+never from constants, and outputs are matched to the metadata's strides by shape (VART lists them sorted by
+tensor name).
 """
 
 from __future__ import annotations
@@ -23,24 +25,26 @@ from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads
 from yolov5_dpu_ros.dpu.board import (
     NEEDS_PYNQ,
     NEEDS_ROOT,
-    PYNQ_VERSION_NOTE,
     check_model,
+    check_name,
     is_root,
     pynq_dpu_folder,
+    pynq_version_note,
     pynq_version_ok,
     resolve_overlay,
 )
 from yolov5_dpu_ros.dpu.exclusive import DPU_LOCKS, busy_message, other_holders
+from yolov5_dpu_ros.dpu.installed import resolve
+from yolov5_dpu_ros.dpu.stacks import AUTO, DpuStack
 from yolov5_dpu_ros.dpu.vart_conf import CORRECT as VART_CONF_LINE
 from yolov5_dpu_ros.dpu.vart_conf import VART_CONF
 from yolov5_dpu_ros.dpu.vart_conf import repair as repair_vart_conf
-from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT
 from yolov5_dpu_ros.dpu.xmodel import XmodelInfo
 
 LOG = logging.getLogger(__name__)
 
 VAI = "Xilinx/Vitis-AI tag v2.5, src/Vitis-AI-Runtime/VART/"
-PYNQ_DPU = "pynq-dpu 2.5.1 sdist, pynq_dpu/dpu.py"
+PYNQ_DPU = "pynq-dpu 2.5.1 sdist, pynq_dpu/dpu.py (unchanged in 3.5.0, DPU-PYNQ design_contest_3.5)"
 
 
 @dataclass(frozen=True)
@@ -100,24 +104,24 @@ class DpuRuntime(Protocol):
     def release(self, runner: Any) -> None: ...
 
 
-def preflight(xmodel: str | Path, meta: ModelMeta, bit: str | Path | None = None,
-              fingerprint: int = STOCK_FINGERPRINT, allow_other_compiler: bool = False) -> tuple[XmodelInfo, Path]:
-    """Every check of the model and the overlay files, before PYNQ is imported; returns the model's facts and
-    the overlay to load. (Root and the PYNQ version are checked by the runtime, before the overlay.)"""
-    info, notes = check_model(xmodel, meta, fingerprint, allow_other_compiler)
+def preflight(xmodel: str | Path, meta: ModelMeta, stack: DpuStack, bit: str | Path | None = None,
+              fingerprint: int | None = None, allow_other_compiler: bool = False) -> tuple[XmodelInfo, Path]:
+    """Every check of the model on ``stack`` and of the overlay files, before PYNQ is imported; returns the model's
+    facts and the overlay to load. (Root and the PYNQ version are checked by the runtime, before the overlay.)"""
+    info, notes = check_model(xmodel, meta, stack, fingerprint, allow_other_compiler)
     for note in notes:
         LOG.warning(note)
     return info, resolve_overlay(bit, pynq_dpu_folder())
 
 
-def warn_pynq_version() -> None:
-    """Warn once at load when the installed PYNQ is not 3.0.x."""
+def warn_pynq_version(stack: DpuStack) -> None:
+    """Warn once at load when the installed PYNQ is not the one the stack's pynq-dpu is made for."""
     try:
         version = importlib.metadata.version("pynq")
     except importlib.metadata.PackageNotFoundError:
         return
-    if not pynq_version_ok(version):
-        LOG.warning("PYNQ %s: %s", version, PYNQ_VERSION_NOTE)
+    if not pynq_version_ok(version, stack):
+        LOG.warning("PYNQ %s: %s", version, pynq_version_note(stack))
 
 
 def dpu_subgraphs(graph: Any) -> list:
@@ -132,7 +136,7 @@ class PynqDpuRuntime:
     reference cycle (its IP map) holding runner 0, so without that the XRT context and VART's DPU lock would
     outlive ``cleanup`` and the next ``configure`` would reprogram the FPGA beneath them."""
 
-    def __init__(self) -> None:
+    def __init__(self, stack: DpuStack) -> None:
         if pynq_dpu_folder() is None:
             raise ValueError(NEEDS_PYNQ)
         if not is_root():
@@ -143,7 +147,7 @@ class PynqDpuRuntime:
         wrong = repair_vart_conf(VART_CONF)
         if wrong:
             LOG.warning("%s was %s; wrote '%s'", VART_CONF, wrong, VART_CONF_LINE)
-        warn_pynq_version()
+        warn_pynq_version(stack)
         try:
             import pynq_dpu
             import vart
@@ -223,12 +227,15 @@ class DpuBackend:
         self._checked: tuple[np.ndarray, ...] = ()
 
     @classmethod
-    def load(cls, xmodel: str | Path, meta: ModelMeta, bit: str | Path | None = None,
-             fingerprint: int = STOCK_FINGERPRINT, allow_other_compiler: bool = False,
+    def load(cls, xmodel: str | Path, meta: ModelMeta, bit: str | Path | None = None, dpu_runtime: str = AUTO,
+             fingerprint: int | None = None, allow_other_compiler: bool = False,
              runtime: DpuRuntime | None = None) -> DpuBackend:
-        """Check the model and the overlay (before PYNQ is imported), then load it; the first runner."""
-        _, overlay = preflight(xmodel, meta, bit, fingerprint, allow_other_compiler)
-        runtime = runtime or PynqDpuRuntime()
+        """Check the model on the stack ``dpu_runtime`` names ('auto': the board's, ``dpu.installed``) and the
+        overlay before PYNQ is imported, then load it; the first runner."""
+        check_name(xmodel)
+        stack = resolve(dpu_runtime)
+        _, overlay = preflight(xmodel, meta, stack, bit, fingerprint, allow_other_compiler)
+        runtime = runtime or PynqDpuRuntime(stack)
         return cls(runtime.load(Path(xmodel), overlay), meta, runtime)
 
     def _check_buffers(self, input_buffer: np.ndarray, output_buffers: Sequence[np.ndarray]) -> None:

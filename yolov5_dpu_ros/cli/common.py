@@ -18,6 +18,8 @@ from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 from yolov5_dpu_ros.core.tracking import TrackerConfig
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
+from yolov5_dpu_ros.dpu.stacks import AUTO
+from yolov5_dpu_ros.dpu.stacks import CHOICES as DPU_RUNTIMES
 from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
 
 STAGES = ("preprocess", "inference", "postprocess")
@@ -37,8 +39,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, workers: bool = False) 
     g.add_argument("--model-meta", type=Path, default=DEMO_META,
                    help="metadata YAML beside the model (default: the demo model's)")
     g.add_argument("--bit", type=Path, help="dpu: overlay .bit (.hwh and .xclbin beside it; default: pynq_dpu's)")
+    g.add_argument("--dpu-runtime", choices=DPU_RUNTIMES, default=AUTO,
+                   help="dpu: the board's DPU stack, 2.5 (pynq-dpu 2.5.1) or 3.5 (pynq-dpu 3.5.0); default: read "
+                        "from the installed pynq-dpu and VART")
     g.add_argument("--dpu-fingerprint", default="",
-                   help="dpu: the overlay DPU's fingerprint (default: pynq-dpu 2.5.1's KV260 overlay)")
+                   help="dpu: the overlay DPU's fingerprint (default: the stack's stock KV260 overlay)")
     g.add_argument("--allow-other-compiler", action="store_true",
                    help="dpu: run a model of another Vitis AI whose fingerprint matches (risky, see README)")
     if workers:
@@ -78,7 +83,8 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig | None:
 def backend_spec(args: argparse.Namespace) -> BackendSpec:
     """The backend and its options as the command line gives them."""
     if args.backend == "dpu":
-        return DpuSpec(args.model, args.bit, parse_fingerprint(args.dpu_fingerprint), args.allow_other_compiler)
+        return DpuSpec(args.model, args.bit, parse_fingerprint(args.dpu_fingerprint), args.allow_other_compiler,
+                       args.dpu_runtime)
     return OnnxSpec(args.model, args.threads, args.onnx_spin)
 
 

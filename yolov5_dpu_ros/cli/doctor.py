@@ -7,6 +7,8 @@ from pathlib import Path
 
 from yolov5_dpu_ros.cli.common import CliError
 from yolov5_dpu_ros.dpu.doctor import diagnose
+from yolov5_dpu_ros.dpu.stacks import AUTO
+from yolov5_dpu_ros.dpu.stacks import CHOICES as DPU_RUNTIMES
 from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
 
 
@@ -18,7 +20,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--xmodel", type=Path, help="the compiled model to check (the backend's verdict)")
     p.add_argument("--model-meta", type=Path, help="its metadata: do the heads match")
     p.add_argument("--bit", help="a custom overlay .bit (default: pynq-dpu's own dpu.bit)")
-    p.add_argument("--dpu-fingerprint", default="", help="the overlay DPU's fingerprint (default: the stock KV260's)")
+    p.add_argument("--dpu-runtime", choices=DPU_RUNTIMES, default=AUTO,
+                   help="judge against this DPU stack (2.5: pynq-dpu 2.5.1, 3.5: pynq-dpu 3.5.0) instead of the one "
+                        "installed here")
+    p.add_argument("--dpu-fingerprint", default="",
+                   help="the overlay DPU's fingerprint (default: the stack's stock KV260 overlay's)")
     p.add_argument("--allow-other-compiler", action="store_true", help="as the node parameter of that name")
     p.add_argument("--json", action="store_true", help="the same checks as one JSON object")
     p.set_defaults(run=run)
@@ -31,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--dpu-fingerprint: {e}") from e
     report = diagnose(xmodel=str(args.xmodel) if args.xmodel else None,
                       meta=str(args.model_meta) if args.model_meta else None, bit=args.bit,
-                      fingerprint=fingerprint, allow_other_compiler=args.allow_other_compiler)
+                      fingerprint=fingerprint, allow_other_compiler=args.allow_other_compiler,
+                      dpu_runtime=args.dpu_runtime)
     print(report.json() if args.json else report.text())
     return 0 if report.dpu_ready else 1

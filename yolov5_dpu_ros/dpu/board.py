@@ -1,5 +1,6 @@
-"""The board's rules for the dpu backend, checked without PYNQ, VART or xir: pynq-dpu 2.5.1's overlay lookup
-and naming (``dpu.bit``), the ``.xmodel`` suffix, root, the PYNQ version, and the model against its metadata.
+"""The board's rules for the dpu backend, checked without PYNQ, VART or xir: pynq-dpu's overlay lookup and naming
+(``dpu.bit``; the same code in 2.5.1 and 3.5.0), the ``.xmodel`` suffix, root, the PYNQ version, and the model
+against its stack and its metadata.
 
 The backend's pre-flight and ``yolov5-dpu doctor`` both use these functions and these messages, so a user
 reads the same words for the same problem wherever it is found.
@@ -9,21 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads
+from yolov5_dpu_ros.dpu.stacks import NEEDS_PYNQ, DpuStack
 from yolov5_dpu_ros.dpu.vart_conf import CORRECT, VART_CONF
-from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, judge
+from yolov5_dpu_ros.dpu.verdict import judge
 from yolov5_dpu_ros.dpu.xmodel import XmodelInfo, read_xmodel
 
-NEEDS_PYNQ = (f"the dpu backend needs PYNQ 3.0 with pynq-dpu 2.5.1 on a KV260, and this Python ({sys.executable}) "
-              "cannot import pynq_dpu: run as root with the PYNQ venv sourced (sudo -i; source "
-              "/etc/profile.d/pynq_venv.sh) before starting the node; use backend onnx on a PC")
 NEEDS_ROOT = ("the dpu backend must run as root: pynq-dpu's load_model rewrites /etc/vart.conf and copies the "
               "overlay's xclbin to /usr/lib (sudo -i, source /etc/profile.d/pynq_venv.sh, then start the node)")
-PYNQ_VERSION_NOTE = ("pynq-dpu 2.5.1 is made for PYNQ 3.0.x (PYNQ 3.1's XRT 2.17 is reported to break VART 2.5 "
-                     "with a missing xclClose); if loading fails, use the Kria-PYNQ 3.0.1 image")
 OVERLAY_PARTS = (".bit", ".hwh", ".xclbin")
 STOCK_OVERLAY = "dpu.bit"
 CUSTOM_OVERLAY_RULE = ("put a custom overlay's files in a folder of their own named dpu.bit, dpu.hwh and dpu.xclbin "
@@ -41,14 +37,20 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def pynq_version_ok(version: str) -> bool:
-    """pynq-dpu 2.5.1 is made for PYNQ 3.0.x."""
-    return version.startswith("3.0")
+def pynq_version_ok(version: str, stack: DpuStack) -> bool:
+    """Whether this PYNQ is the release the stack's pynq-dpu is made for."""
+    return version.startswith(stack.pynq + ".") or version == stack.pynq
+
+
+def pynq_version_note(stack: DpuStack) -> str:
+    """Why another PYNQ may not work with this stack, and the fix."""
+    return (f"pynq-dpu {stack.pynq_dpu} is made for PYNQ {stack.pynq}.x (PYNQ 3.1's XRT 2.17 is reported to break "
+            f"VART 2.5 with a missing xclClose); if loading fails, use the Kria-PYNQ {stack.pynq}.1 image")
 
 
 def resolve_overlay(bit: str | Path | None, package: Path | None) -> Path:
     """The overlay .bit as pynq-dpu finds it (as given, then inside the pynq_dpu package), named ``dpu.bit`` with
-    its ``dpu.hwh`` and ``dpu.xclbin`` beside it: pynq-dpu 2.5.1 copies ``<name>.xclbin`` to /usr/lib but always
+    its ``dpu.hwh`` and ``dpu.xclbin`` beside it: pynq-dpu copies ``<name>.xclbin`` to /usr/lib but always
     points VART at /usr/lib/dpu.xclbin (``/etc/vart.conf``), so an overlay of another name would run with another
     design's xclbin, or none."""
     if not bit and package is None:
@@ -60,10 +62,10 @@ def resolve_overlay(bit: str | Path | None, package: Path | None) -> Path:
     found = given if given.is_file() else package / given if package and (package / given).is_file() else None
     if found is None:
         where = f" or in {package}" if package else ""
-        raise ValueError(f"overlay not found: {given} (looked as given{where}); install pynq-dpu 2.5.1 "
-                         "(pip3 install pynq-dpu==2.5.1 in the PYNQ venv) or give the path of a custom overlay")
+        raise ValueError(f"overlay not found: {given} (looked as given{where}); install pynq-dpu in the PYNQ venv "
+                         "(README, 'Two DPU stacks') or give the path of a custom overlay")
     if found.name != STOCK_OVERLAY:
-        raise ValueError(f"overlay '{found}': pynq-dpu 2.5.1 copies {found.stem}.xclbin to /usr/lib but points VART "
+        raise ValueError(f"overlay '{found}': pynq-dpu copies {found.stem}.xclbin to /usr/lib but points VART "
                          f"at /usr/lib/dpu.xclbin (/etc/vart.conf), so VART would load another design's xclbin or "
                          f"none: {CUSTOM_OVERLAY_RULE}")
     missing = [str(found.with_suffix(s)) for s in OVERLAY_PARTS if not found.with_suffix(s).is_file()]
@@ -85,16 +87,22 @@ def check_tensors(info: XmodelInfo, meta: ModelMeta) -> None:
     match_heads([t.shape for t in info.outputs], meta)
 
 
-def check_model(xmodel: str | Path, meta: ModelMeta | None, fingerprint: int = STOCK_FINGERPRINT,
-                allow_other_compiler: bool = False) -> tuple[XmodelInfo, list[str]]:
-    """The xmodel's name, verdict and tensors (against ``meta`` when given); returns its facts and the verdict's
-    warnings, raises ValueError naming the first problem and its fix."""
+def check_name(xmodel: str | Path) -> Path:
+    """The model's path, when its name is one pynq-dpu loads."""
     path = Path(xmodel)
     if path.suffix != ".xmodel":
-        raise ValueError(f"{path}: pynq-dpu 2.5.1 loads only files named *.xmodel; rename it or give the "
+        raise ValueError(f"{path}: pynq-dpu loads only files named *.xmodel; rename it or give the "
                          "compiled .xmodel")
+    return path
+
+
+def check_model(xmodel: str | Path, meta: ModelMeta | None, stack: DpuStack, fingerprint: int | None = None,
+                allow_other_compiler: bool = False) -> tuple[XmodelInfo, list[str]]:
+    """The xmodel's name, verdict on ``stack`` and tensors (against ``meta`` when given); returns its facts and the
+    verdict's warnings, raises ValueError naming the first problem and its fix."""
+    path = check_name(xmodel)
     info = read_xmodel(path)
-    verdict = judge(info, fingerprint, allow_other_compiler)
+    verdict = judge(info, stack, fingerprint, allow_other_compiler)
     verdict.check()
     if meta is not None:
         check_tensors(info, meta)

@@ -9,7 +9,6 @@ same words (``dpu.board``, the xmodel verdict, the middleware advice). What a ch
 from __future__ import annotations
 
 import importlib.machinery
-import importlib.metadata
 import json
 import os
 import platform
@@ -36,21 +35,22 @@ from yolov5_dpu_ros.dpu import vart_conf
 from yolov5_dpu_ros.dpu.board import (
     NEEDS_PYNQ,
     NEEDS_ROOT,
-    PYNQ_VERSION_NOTE,
     check_model,
     check_tensors,
     pynq_dpu_folder,
+    pynq_version_note,
     pynq_version_ok,
     resolve_overlay,
 )
 from yolov5_dpu_ros.dpu.exclusive import Holder, busy_message, other_holders
-from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, describe_fingerprint
+from yolov5_dpu_ros.dpu.installed import VART_LIBRARIES, installed_version, vart_version
+from yolov5_dpu_ros.dpu.stacks import AUTO, STACKS, Detected, DpuStack, detect
+from yolov5_dpu_ros.dpu.verdict import describe_fingerprint
+from yolov5_dpu_ros.dpu.xmodel import read_xmodel
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARKS = {OK: "✔", WARN: "⚠", FAIL: "✗"}
-PYNQ_DPU_VERSION = "2.5.1"
 XRT_VERSION_FILE = Path("/opt/xilinx/xrt/version.json")
-VART_LIBRARIES = Path("/usr/lib")
 VITIS_SITE = "/usr/lib/python3/site-packages"  # where vart and xir live; pynq_dpu adds it to sys.path on import
 PYNQ_MODULES = ("pynq", "pynq_dpu", "vart", "xir")
 
@@ -58,13 +58,6 @@ PYNQ_MODULES = ("pynq", "pynq_dpu", "vart", "xir")
 def _importable(name: str) -> bool:
     """Whether this interpreter can import a module, with the path pynq_dpu adds for vart and xir."""
     return importlib.machinery.PathFinder.find_spec(name, [*sys.path, VITIS_SITE]) is not None
-
-
-def _version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def _run_version(command: list[str]) -> str | None:
@@ -96,7 +89,7 @@ class Environment:
     vart_libraries: Path = VART_LIBRARIES
     rmem_max: Path = Path("/proc/sys/net/core/rmem_max")
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    version: Callable[[str], str | None] = _version
+    version: Callable[[str], str | None] = installed_version
     run_version: Callable[[list[str]], str | None] = _run_version
     geteuid: Callable[[], int] = os.geteuid
     pynq_dpu: Callable[[], Path | None] = pynq_dpu_folder
@@ -162,22 +155,34 @@ def platform_checks(env: Environment) -> list[Check]:
                   "the dpu backend runs on a Kria KV260/KR260 with Kria-PYNQ 3.0; on this machine use backend onnx")]
 
 
-def pynq_checks(env: Environment) -> list[Check]:
+def stack_check(env: Environment, dpu_runtime: str) -> tuple[Check, Detected]:
+    """The report's first line: the DPU stack the checks below are made against, and what decided it."""
+    pynq_dpu = env.version("pynq-dpu") or env.version("pynq_dpu")
+    found = detect(dpu_runtime, pynq_dpu, vart_version(env.vart_libraries))
+    if found.stack is None:
+        return Check("DPU stack", FAIL, found.how, found.problem), found
+    what = (f"{found.stack.title} ({found.how}): runs models of Vitis AI {found.stack.compilers_text()} compiled "
+            f"for its overlay's DPU")
+    return Check("DPU stack", FAIL if found.problem else OK, what, found.problem), found
+
+
+def pynq_checks(env: Environment, stack: DpuStack | None) -> list[Check]:
     checks = []
     pynq = env.version("pynq")
     if pynq is None:
         checks.append(Check("PYNQ", FAIL, "not installed in this Python", NEEDS_PYNQ))
-    elif pynq_version_ok(pynq):
+    elif stack is None or pynq_version_ok(pynq, stack):
         checks.append(Check("PYNQ", OK, pynq))
     else:
-        checks.append(Check("PYNQ", WARN, pynq, PYNQ_VERSION_NOTE))
+        checks.append(Check("PYNQ", WARN, pynq, pynq_version_note(stack)))
     dpu = env.version("pynq-dpu") or env.version("pynq_dpu")
     if dpu is None or env.pynq_dpu() is None:
         checks.append(Check("pynq-dpu", FAIL, "not installed in this Python", NEEDS_PYNQ))
     else:
-        checks.append(Check("pynq-dpu", OK if dpu == PYNQ_DPU_VERSION else WARN, dpu,
-                            "" if dpu == PYNQ_DPU_VERSION else f"the package is tested with pynq-dpu "
-                                                               f"{PYNQ_DPU_VERSION} (VART 2.5)"))
+        other = stack is not None and dpu != stack.pynq_dpu
+        checks.append(Check("pynq-dpu", WARN if other else OK, dpu,
+                            f"the package is tested with pynq-dpu {stack.pynq_dpu} on this stack" if other and stack
+                            else ""))
     xrt = _read(env.xrt_version_file)
     found = re.search(r'"BUILD_VERSION"\s*:\s*"([^"]+)"', xrt or "")
     xrt_version = found.group(1) if found else None
@@ -188,16 +193,16 @@ def pynq_checks(env: Environment) -> list[Check]:
     if xrt_version is None:
         checks.append(Check("XRT", FAIL, f"not found (no {env.xrt_version_file}, no xbutil)", NEEDS_PYNQ))
     else:
-        newer = xrt_version.startswith("2.17") or xrt_version.startswith("2.18")
-        checks.append(Check("XRT", WARN if newer else OK, xrt_version, PYNQ_VERSION_NOTE if newer else ""))
-    libraries = sorted(env.vart_libraries.glob("libvart-runner.so.*")) if env.vart_libraries.is_dir() else []
-    versions = sorted({p.name.split(".so.", 1)[1] for p in libraries})
-    vart = next((v for v in reversed(versions) if v.count(".") >= 2), versions[-1] if versions else None)
+        newer = stack is not None and stack.vart == "2.5" and xrt_version.startswith(("2.17", "2.18"))
+        checks.append(Check("XRT", WARN if newer else OK, xrt_version,
+                            pynq_version_note(stack) if newer and stack else ""))
+    vart = vart_version(env.vart_libraries)
     if vart is None:
         checks.append(Check("VART", FAIL, f"no libvart-runner.so in {env.vart_libraries}", NEEDS_PYNQ))
     else:
-        checks.append(Check("VART", OK if vart.startswith("2.5") else WARN, vart,
-                            "" if vart.startswith("2.5") else "pynq-dpu 2.5.1 runs VART 2.5 models only"))
+        ok = stack is None or vart.startswith(stack.vart)
+        checks.append(Check("VART", OK if ok else FAIL, vart,
+                            "" if ok or stack is None else f"{stack.title} needs VART {stack.vart}: {stack.setup}"))
     missing = [name for name in PYNQ_MODULES if not env.importable(name)]
     if missing:
         checks.append(Check("PYNQ venv", FAIL, f"{env.interpreter} cannot import {', '.join(missing)}",
@@ -230,32 +235,41 @@ def access_checks(env: Environment) -> list[Check]:
     return checks
 
 
-def overlay_checks(env: Environment, bit: str | None, fingerprint: int) -> list[Check]:
+def overlay_checks(env: Environment, bit: str | None, stack: DpuStack | None, fingerprint: int | None) -> list[Check]:
     try:
         found = resolve_overlay(bit, env.pynq_dpu())
     except ValueError as e:
         return [Check("overlay", FAIL, bit or "pynq-dpu's own dpu.bit", str(e))]
     which = "a custom overlay" if bit else "pynq-dpu's stock KV260 overlay"
+    dpu = fingerprint if fingerprint is not None else stack.fingerprint if stack else None
     return [Check("overlay", OK, f"{found} with .hwh and .xclbin ({which}, DPU fingerprint "
-                                 f"{describe_fingerprint(fingerprint)})")]
+                                 f"{describe_fingerprint(dpu)})")]
 
 
-def model_checks(xmodel: str, meta_path: str | None, fingerprint: int, allow_other_compiler: bool) -> list[Check]:
+def _model_check(xmodel: str, name: str, stack: DpuStack, fingerprint: int | None,
+                 allow_other_compiler: bool) -> Check:
+    try:
+        info, notes = check_model(xmodel, None, stack, fingerprint, allow_other_compiler)
+    except ValueError as e:
+        return Check(name, FAIL, str(xmodel), str(e))
+    tensors = (f"input {[list(t.shape) for t in info.inputs]}, outputs (VART order) "
+               f"{[list(t.shape) for t in info.outputs]}")
+    return Check(name, WARN if notes else OK, f"{xmodel}: Vitis AI {', '.join(info.compilers) or '?'}, {tensors}",
+                 " ".join(notes))
+
+
+def model_checks(xmodel: str, meta_path: str | None, stack: DpuStack | None, fingerprint: int | None,
+                 allow_other_compiler: bool) -> list[Check]:
+    """The model's verdict on the board's stack (on every stack, one line each, where the board has none)."""
     try:
         meta = load_meta(meta_path) if meta_path else None
     except ValueError as e:
         return [Check("model metadata", FAIL, str(meta_path), str(e))]
-    try:
-        info, notes = check_model(xmodel, None, fingerprint, allow_other_compiler)
-    except ValueError as e:
-        return [Check("xmodel", FAIL, str(xmodel), str(e))]
-    tensors = (f"input {[list(t.shape) for t in info.inputs]}, outputs (VART order) "
-               f"{[list(t.shape) for t in info.outputs]}")
-    checks = [Check("xmodel", WARN if notes else OK, f"{xmodel}: Vitis AI {', '.join(info.compilers) or '?'}, "
-                                                     f"{tensors}", " ".join(notes))]
+    judged = [(stack, "xmodel")] if stack else [(s, f"xmodel on the {s.name} stack") for s in STACKS.values()]
+    checks = [_model_check(xmodel, name, s, fingerprint, allow_other_compiler) for s, name in judged]
     if meta is not None:
         try:
-            check_tensors(info, meta)
+            check_tensors(read_xmodel(Path(xmodel)), meta)
             checks.append(Check("model metadata", OK, f"{meta_path}: heads match ({meta.family}, "
                                                       f"{meta.num_classes} classes)"))
         except ValueError as e:
@@ -314,12 +328,15 @@ def middleware_checks(env: Environment) -> list[Check]:
 
 
 def diagnose(env: Environment | None = None, xmodel: str | None = None, meta: str | None = None,
-             bit: str | None = None, fingerprint: int = STOCK_FINGERPRINT,
-             allow_other_compiler: bool = False) -> Report:
-    """Every check, in the report's order."""
+             bit: str | None = None, fingerprint: int | None = None, allow_other_compiler: bool = False,
+             dpu_runtime: str = AUTO) -> Report:
+    """Every check, in the report's order: the DPU stack first, since the checks after it are made against it."""
     env = env or Environment()
-    checks = [*platform_checks(env), *pynq_checks(env), *access_checks(env), *overlay_checks(env, bit, fingerprint)]
+    first, found = stack_check(env, dpu_runtime)
+    stack = found.stack
+    checks = [first, *platform_checks(env), *pynq_checks(env, stack), *access_checks(env),
+              *overlay_checks(env, bit, stack, fingerprint)]
     if xmodel:
-        checks += model_checks(xmodel, meta, fingerprint, allow_other_compiler)
+        checks += model_checks(xmodel, meta, stack, fingerprint, allow_other_compiler)
     checks += [*ros_checks(env), *middleware_checks(env)]
     return Report(checks)

@@ -1,6 +1,7 @@
-"""``/etc/vart.conf`` as pynq-dpu 2.5.1 and VART read it: which xclbin VART loads, and whether pynq-dpu can read it.
+"""``/etc/vart.conf`` as pynq-dpu (2.5.1; 3.5.0 has the same code) and VART read it: which xclbin VART loads, and
+whether pynq-dpu can read it.
 
-pynq-dpu 2.5.1's ``check_vart_config`` opens the file for reading before it rewrites it: a missing file is a
+pynq-dpu's ``check_vart_config`` opens the file for reading before it rewrites it: a missing file is a
 ``FileNotFoundError``; a first line without ``/usr/lib/dpu.xclbin`` and without a space is an ``IndexError``
 (it prints the old value with ``line.strip('\\n').split(' ')[1]``). It then writes
 ``firmware: /usr/lib/dpu.xclbin``, and VART loads the xclbin that line names when a runner opens the device.
@@ -13,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 VART_CONF = Path("/etc/vart.conf")
-VART_FIRMWARE = "/usr/lib/dpu.xclbin"  # what pynq-dpu 2.5.1 writes into vart.conf, always
+VART_FIRMWARE = "/usr/lib/dpu.xclbin"  # what pynq-dpu writes into vart.conf, always
 CORRECT = f"firmware: {VART_FIRMWARE}"
 
 
@@ -26,12 +27,12 @@ def read_text(path: Path) -> str | None:
 
 
 def problem(text: str | None) -> str | None:
-    """Why pynq-dpu 2.5.1's ``check_vart_config`` would raise on this vart.conf text (None: it reads it)."""
+    """Why pynq-dpu's ``check_vart_config`` would raise on this vart.conf text (None: it reads it)."""
     if text is None:
-        return "absent: pynq-dpu 2.5.1 reads it before rewriting it and raises FileNotFoundError"
+        return "absent: pynq-dpu reads it before rewriting it and raises FileNotFoundError"
     first = text.split("\n", 1)[0]
     if VART_FIRMWARE not in first and len(first.split(" ")) < 2:
-        return f"malformed (first line {first!r}): pynq-dpu 2.5.1 raises IndexError reading it"
+        return f"malformed (first line {first!r}): pynq-dpu raises IndexError reading it"
     return None
 
 

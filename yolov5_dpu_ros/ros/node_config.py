@@ -12,7 +12,8 @@ from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 from yolov5_dpu_ros.core.tracking import TrackerConfig
 from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu.doctor import diagnose
-from yolov5_dpu_ros.dpu.verdict import STOCK_FINGERPRINT, parse_fingerprint
+from yolov5_dpu_ros.dpu.stacks import CHOICES as DPU_RUNTIMES
+from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
 from yolov5_dpu_ros.ros.param_spec import ALL_CLASSES, CLASS_ID_FORMATS, PARAMETERS, RELIABILITY
 from yolov5_dpu_ros.ros.rgbd_inputs import DepthSetup, depth_setups
 from yolov5_dpu_ros.ros.topic_names import topic_name_problem
@@ -107,7 +108,7 @@ def _one_of(v: dict, name: str, allowed: tuple[str, ...]) -> str:
     return v[name]
 
 
-def _fingerprint(value: Any) -> int:
+def _fingerprint(value: Any) -> int | None:
     """``dpu_fingerprint`` as a string ("0x101000016010407") or as the integer rcl's YAML parser makes of an unquoted
     hex value in a params file or ``-p``."""
     try:
@@ -132,8 +133,9 @@ def read(v: dict[str, Any]) -> NodeConfig:
         raise ValueError("parameters xmodel and model_meta: give both for backend dpu (the compiled model and the "
                          "metadata written by model_prep)")
     fingerprint = _fingerprint(v["dpu_fingerprint"])
+    dpu_runtime = _one_of(v, "dpu_runtime", DPU_RUNTIMES)
     spec: BackendSpec = (DpuSpec(Path(v["xmodel"]), Path(v["bit"]) if v["bit"] else None, fingerprint,
-                                 v["allow_other_compiler"]) if backend == "dpu" else
+                                 v["allow_other_compiler"], dpu_runtime) if backend == "dpu" else
                          OnnxSpec(Path(v["onnx_model"] or DEMO_ONNX), v["threads"], v["onnx_spin"]))
     return NodeConfig(spec, v["model_meta"] or str(DEMO_META), v["workers"],
                       _one_of(v, "class_id_format", CLASS_ID_FORMATS), v["publish_debug_image"],
@@ -146,6 +148,8 @@ def doctor_report(v: dict[str, Any]) -> str:
     try:
         fingerprint = parse_fingerprint(v["dpu_fingerprint"])
     except ValueError:
-        fingerprint = STOCK_FINGERPRINT
+        fingerprint = None
+    runtime = v["dpu_runtime"] if v["dpu_runtime"] in DPU_RUNTIMES else DPU_RUNTIMES[0]
     return diagnose(xmodel=v["xmodel"] or None, meta=v["model_meta"] or None, bit=v["bit"] or None,
-                    fingerprint=fingerprint, allow_other_compiler=v["allow_other_compiler"]).text()
+                    fingerprint=fingerprint, allow_other_compiler=v["allow_other_compiler"],
+                    dpu_runtime=runtime).text()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from yolov5_dpu_ros.core.choices import BACKENDS, CLASS_ID_FORMATS, RELIABILITY
+from yolov5_dpu_ros.dpu.stacks import CHOICES as DPU_RUNTIMES
 
 ALL_CLASSES = -1  # the `classes` default: [-1] keeps every class (ROS 2 cannot declare an empty int list)
 
@@ -27,12 +28,15 @@ class Param:
 
 PARAMETERS: dict[str, Param] = {
     "backend": Param("onnx", f"inference backend: {' | '.join(BACKENDS)}"),
-    "xmodel": Param("", "dpu: compiled xmodel (Vitis AI 2.5, KV260)"),
+    "xmodel": Param("", "dpu: compiled xmodel (KV260; Vitis AI 2.5 for the 2.5 stack, 3.0 or 3.5 for the 3.5 stack)"),
     "bit": Param("", "dpu: overlay .bit with .hwh and .xclbin beside it; empty = the one inside pynq_dpu"),
-    "dpu_fingerprint": Param("", "dpu: the overlay DPU's fingerprint, hex; empty = pynq-dpu 2.5.1's KV260 overlay "
-                                 "(0x101000016010407)"),
-    "allow_other_compiler": Param(False, "dpu: run a model of another Vitis AI whose fingerprint matches the "
-                                         "overlay (reported both to work and to kill the process on VART 2.5)"),
+    "dpu_runtime": Param("auto", f"dpu: the board's DPU stack: {' | '.join(DPU_RUNTIMES)}; auto reads the installed "
+                                 "pynq-dpu and VART (2.5 = pynq-dpu 2.5.1 on VART 2.5, 3.5 = pynq-dpu 3.5.0 on VART "
+                                 "3.5)"),
+    "dpu_fingerprint": Param("", "dpu: the overlay DPU's fingerprint, hex; empty = the stack's stock KV260 overlay "
+                                 "(2.5: 0x101000016010407, 3.5: 0x101000056010407)"),
+    "allow_other_compiler": Param(False, "dpu: run a model of another stack's Vitis AI whose fingerprint matches the "
+                                         "overlay (reported both to work and to kill the process)"),
     "model_meta": Param("", "metadata YAML of the model (sizes, strides, anchors, names); empty = the demo model's"),
     "onnx_model": Param("", "onnx: raw-head YOLOv5 ONNX; empty = the demo model"),
     "conf_threshold": Param(0.25, "keep detections scoring above this", (0.001, 0.999), True),
