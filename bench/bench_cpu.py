@@ -9,7 +9,7 @@ shapes, the demo model at 320), with 1 and 2 workers, in two settings:
 - "package default": the cores shared out among the workers, no spin-waiting (no flags).
 CPU time is the child's user + system time; the cost of starting (imports, loading the model) is
 taken out by also running one frame and subtracting. The CPU a frame takes from the process is what a
-ROS middleware on the same cores does not get (see the README's Cameras section).
+ROS middleware on the same cores does not get (see doc/cameras.md).
 """
 
 from __future__ import annotations

@@ -23,24 +23,15 @@ from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
 from yolov5_dpu_ros.core.middleware import middleware_environment, node_middleware
-from yolov5_dpu_ros.ros.param_spec import LAUNCH_ARGUMENTS, PARAMETERS, launch_flag, launch_value, respawn_wanted
+from yolov5_dpu_ros.ros.param_spec import (
+    LAUNCH_ARGUMENTS,
+    LAUNCH_EXTRA,
+    PARAMETERS,
+    launch_flag,
+    launch_value,
+    respawn_wanted,
+)
 
-EXTRA = {
-    "input_topic": ("", "camera topic (sensor_msgs/Image, or CompressedImage if it ends in /compressed); relative "
-                        "names resolve under namespace; empty = the params file's input_topics, else image_raw"),
-    "namespace": ("", "namespace of the node, its input and its outputs"),
-    "params_file": (PathJoinSubstitution([FindPackageShare("yolov5_dpu_ros"), "config", "detect.yaml"]),
-                    "parameters file; arguments given here win over it"),
-    "middleware_config": ("true", "apply the package's CycloneDDS / Fast DDS config for camera-sized images "
-                                  "(unless CYCLONEDDS_URI / FASTRTPS_DEFAULT_PROFILES_FILE is set); false: leave "
-                                  "the middleware as it is"),
-    "rmw": ("auto", "the node's RMW: auto = rmw_cyclonedds_cpp when the node runs as root (so camera drivers of "
-                    "other users reach it), else the shell's; or an RMW name for this node"),
-    "respawn": ("auto", "restart the node after it ends (a DPU fault aborts the process): auto = on with "
-                        "backend:=dpu or as root; true or false"),
-    "depth_topic": ("", "RGB-D, one camera: its aligned depth image (depth_topics for several, in the params file)"),
-    "camera_info_topic": ("", "RGB-D, one camera: its CameraInfo; empty = camera_info beside the colour topic"),
-}
 RESPAWN_DELAY_S = 3.0
 
 
@@ -81,6 +72,8 @@ def generate_launch_description() -> LaunchDescription:
                                   description=f"{PARAMETERS[name].description} (node default: "
                                               f"{PARAMETERS[name].default!r}; empty = the params file's value)")
             for name in LAUNCH_ARGUMENTS]
-    args += [DeclareLaunchArgument(name, default_value=default, description=text)
-             for name, (default, text) in EXTRA.items()]
+    package_params = PathJoinSubstitution([FindPackageShare("yolov5_dpu_ros"), "config", "detect.yaml"])
+    args += [DeclareLaunchArgument(name, default_value=package_params if name == "params_file" else default,
+                                   description=text)
+             for name, (default, text) in LAUNCH_EXTRA.items()]
     return LaunchDescription([*args, OpaqueFunction(function=_node)])

@@ -9,7 +9,7 @@ from yolov5_dpu_ros.dpu.stacks import STACKS
 
 VITIS_AI_DOCKER = ("run it inside the Vitis AI docker of the board's DPU stack, in its vitis-ai-pytorch conda "
                    "environment: " + "; ".join(f"{s.name}: {s.docker} ({s.python})" for s in STACKS.values()) +
-                   " (model_prep/README.md)")
+                   " (doc/model_preparation.md)")
 
 
 def require_module(name: str, step: str, where: str = VITIS_AI_DOCKER):

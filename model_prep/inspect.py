@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fingerprint", default="",
                         help="the overlay DPU's fingerprint (default: the stack's stock KV260 overlay's)")
     parser.add_argument("--allow-other-compiler", action="store_true",
-                        help="accept a model of another stack's Vitis AI whose fingerprint matches (risky: see README)")
+                        help="accept a model of another stack's Vitis AI whose fingerprint matches (risky: see "
+                             "doc/troubleshooting.md)")
     args = parser.parse_args(argv)
     if args.write and args.meta is None:
         parser.error("--write needs --meta")

@@ -45,7 +45,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, workers: bool = False) 
     g.add_argument("--dpu-fingerprint", default="",
                    help="dpu: the overlay DPU's fingerprint (default: the stack's stock KV260 overlay)")
     g.add_argument("--allow-other-compiler", action="store_true",
-                   help="dpu: run a model of another Vitis AI whose fingerprint matches (risky, see README)")
+                   help="dpu: run a model of another stack's Vitis AI whose fingerprint matches (risky, see "
+                        "doc/troubleshooting.md)")
     if workers:
         g.add_argument("--workers", type=int, default=1, help="worker threads, each with its own runner (default 1)")
     g.add_argument("--threads", type=int, default=0,

@@ -80,7 +80,7 @@ def health(window: CameraCounts, threshold: float = WARN_FRACTION) -> tuple[bool
     if missed <= threshold * camera:
         return True, "ok"
     reasons = [(never, "never reached the node (transport: large images need a big socket receive buffer: "
-                       "sysctl net.core.rmem_max and the package's middleware config, README 'Cameras')"),
+                       "sysctl net.core.rmem_max and the package's middleware config, doc/cameras.md)"),
                (window.replaced, "replaced in the queue (the detector is slower than the camera)"),
                (window.bad, "bad frames"), (window.failed, "failed in the detector"),
                (window.discarded, "finished after deactivate")]

@@ -63,7 +63,7 @@ def resolve_overlay(bit: str | Path | None, package: Path | None) -> Path:
     if found is None:
         where = f" or in {package}" if package else ""
         raise ValueError(f"overlay not found: {given} (looked as given{where}); install pynq-dpu in the PYNQ venv "
-                         "(README, 'Two DPU stacks') or give the path of a custom overlay")
+                         "(doc/board.md, 'Two DPU stacks') or give the path of a custom overlay")
     if found.name != STOCK_OVERLAY:
         raise ValueError(f"overlay '{found}': pynq-dpu copies {found.stem}.xclbin to /usr/lib but points VART "
                          f"at /usr/lib/dpu.xclbin (/etc/vart.conf), so VART would load another design's xclbin or "

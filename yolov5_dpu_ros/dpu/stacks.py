@@ -121,8 +121,8 @@ def detect(choice: str = AUTO, pynq_dpu: str | None = None, vart: str | None = N
     stack = stack_of_version(pynq_dpu)
     if stack is None:
         known = ", ".join(f"{s.pynq_dpu} ({s.name})" for s in STACKS.values())
-        return Detected(None, found, f"no known DPU stack ({found}; known pynq-dpu: {known}): install one (README, "
-                                     "'Two DPU stacks') or name it with dpu_runtime / --dpu-runtime")
+        return Detected(None, found, f"no known DPU stack ({found}; known pynq-dpu: {known}): install one "
+                                     "(doc/board.md, 'Two DPU stacks') or name it with dpu_runtime / --dpu-runtime")
     runtime = stack_of_version(vart)
     if vart and runtime is not stack:
         return Detected(stack, found, f"pynq-dpu {pynq_dpu} runs on VART {stack.vart}, but VART {vart} is installed: "

@@ -21,7 +21,7 @@ def recompile(stack: DpuStack) -> str:
     """How to make a model this stack runs."""
     return (f"recompile the quantized model in the Vitis AI {stack.vitis_ai} docker ({stack.docker}) with its "
             f"vai_c_xir and KV260 arch.json (python -m model_prep.compile --dpu-runtime {stack.name}, see "
-            "model_prep/README.md)")
+            "doc/model_preparation.md)")
 
 
 def describe_fingerprint(fingerprint: int | None) -> str:
@@ -86,7 +86,7 @@ def judge(info: XmodelInfo, stack: DpuStack, overlay_fingerprint: int | None = N
         problems.append(
             f"{where}: {len(dpu)} DPU subgraphs, pynq-dpu runs exactly one. Operators the DPU cannot run "
             f"split the graph: {ops}. Use ReLU or LeakyReLU(26/256) activations, keep decode out of the model "
-            "(Detect returns raw heads) and re-quantize (model_prep/README.md).")
+            "(Detect returns raw heads) and re-quantize (doc/model_preparation.md).")
     model_fp = dpu[0].fingerprint
     if model_fp != fingerprint:
         other = next((s for s in STACKS.values() if s.fingerprint == model_fp), None)

@@ -212,7 +212,7 @@ def read_xmodel(path: str | Path) -> XmodelInfo:
     """Read a compiled xmodel's graph; XmodelError for anything that is not one."""
     path = Path(path)
     if not path.is_file():
-        raise XmodelError(f"xmodel not found: {path} (compile one with model_prep, see model_prep/README.md)")
+        raise XmodelError(f"xmodel not found: {path} (compile one with model_prep, see doc/model_preparation.md)")
     size = path.stat().st_size
     if size == 0 or size > MAX_XMODEL_BYTES:
         raise XmodelError(f"{path}: {size} bytes is not an xmodel (an empty or oversized file): "

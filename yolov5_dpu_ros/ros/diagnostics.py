@@ -5,11 +5,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from yolov5_dpu_ros.core.input_health import health
-from yolov5_dpu_ros.ros.camera_state import Window
+from yolov5_dpu_ros.core.input_health import WARN_FRACTION, health
+from yolov5_dpu_ros.core.latency import AGE, LATENCY, LATENCY_MAX
+from yolov5_dpu_ros.ros.camera_state import DEPTH_COUNTS, Window
 from yolov5_dpu_ros.ros.frame_cycle import FrameCycle
 
 OK, WARN = 0, 1  # DiagnosticStatus.OK, DiagnosticStatus.WARN
+LEVELS = {OK: "OK: the node's state; a camera whose frames get through (or that has no input)",
+          WARN: f"WARN: a camera whose frames were not processed, more than {WARN_FRACTION:.0%} of them in the "
+                "window while active; the message says how many and why, largest cause first"}
+NODE_KEYS = {
+    "lifecycle state": "unconfigured, inactive, active or finalized",
+    "backend": "onnx or dpu (once configured)",
+    "model": "the model file",
+    "workers": "worker threads, each with its own runner",
+    "processed frames (all cameras)": "frames detected on since configure",
+    "publish errors (all cameras)": "frames whose publishing raised (counted, the node goes on)",
+}
+CAMERA_KEYS = {
+    "lifecycle state": "the node's state",
+    "input fps": "frames received per second in the window",
+    "output fps": "Detection2DArray messages published per second in the window",
+    "input period ms": "median gap between the camera's header stamps",
+    LATENCY: "median time from the image callback to the publish (the node's clock)",
+    LATENCY_MAX: "the longest of those in the window",
+    AGE: "median time from the image's header stamp to the publish (meaningful when the clocks agree)",
+    "preprocess ms": "median letterbox and int8 conversion time",
+    "inference ms": "median backend run (the DPU call)",
+    "postprocess ms": "median decode and NMS time",
+    "lost in transport": "frames the middleware reports lost (QoS event)",
+    "never reached the node (from stamps)": "frames missing from the stamp sequence",
+    "replaced in the queue": "frames replaced by a newer one before a worker took them (the detector is slower)",
+    "bad frames": "malformed frames skipped (wrong encoding, size, step)",
+    "failed frames": "frames the detector failed on",
+    "finished after deactivate": "frames finishing after deactivate, not published",
+    "input reliability": "the colour input's QoS reliability in use",
+    "active tracks": "confirmed tracks (tracking on)",
+    **dict(zip(DEPTH_COUNTS, (
+        "RGB-D: frames whose 3D output was published",
+        "RGB-D: detections whose box held no valid depth sample",
+        "RGB-D: frames without depth stamped within depth_sync_slop in time (depth_wait)",
+        "RGB-D: frames whose transform into target_frame was not there within tf_timeout",
+        "RGB-D: depth images of an unsupported encoding or size",
+        "RGB-D: CameraInfo messages that cannot be used (zero focal length, a distortion model it cannot undo)",
+    ), strict=True)),
+}
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,23 @@ PARAMETERS: dict[str, Param] = {
     "track_low_threshold": Param(0.1, "tracking: detections from this score up to conf_threshold keep tracks "
                                       "alive (never published, never start a track)", (0.001, 0.999), True),
 }
+# launch arguments that are not node parameters: name → (default, description)
+LAUNCH_EXTRA = {
+    "input_topic": ("", "camera topic (sensor_msgs/Image, or CompressedImage if it ends in /compressed); relative "
+                        "names resolve under namespace; empty = the params file's input_topics, else image_raw"),
+    "namespace": ("", "namespace of the node, its input and its outputs"),
+    "params_file": ("config/detect.yaml", "parameters file (default: the package's share/yolov5_dpu_ros/config/"
+                                          "detect.yaml); arguments given here win over it"),
+    "middleware_config": ("true", "apply the package's CycloneDDS / Fast DDS config for camera-sized images "
+                                  "(unless CYCLONEDDS_URI / FASTRTPS_DEFAULT_PROFILES_FILE is set); false: leave "
+                                  "the middleware as it is"),
+    "rmw": ("auto", "the node's RMW: auto = rmw_cyclonedds_cpp when the node runs as root (so camera drivers of "
+                    "other users reach it), else the shell's; or an RMW name for this node"),
+    "respawn": ("auto", "restart the node after it ends (a DPU fault aborts the process): auto = on with "
+                        "backend:=dpu or as root; true or false"),
+    "depth_topic": ("", "RGB-D, one camera: its aligned depth image (depth_topics for several, in the params file)"),
+    "camera_info_topic": ("", "RGB-D, one camera: its CameraInfo; empty = camera_info beside the colour topic"),
+}
 RUNTIME = tuple(name for name, p in PARAMETERS.items() if p.runtime)
 LAUNCH_ARGUMENTS = tuple(name for name, p in PARAMETERS.items() if p.launch)
 
