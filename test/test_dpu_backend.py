@@ -430,6 +430,21 @@ def test_refusals_come_before_pynq_dpu_touches_anything(board, dpu, meta, tmp_pa
     assert dpu.overlays == [] and dpu.runners == []
 
 
+def test_the_stack_is_read_from_the_board_before_pynq_dpu_is_touched(board, dpu, meta, tmp_path):
+    """The board's pynq-dpu 2.5.1 (its dist-info) on VART 3.5 (its library): refused naming both, unless
+    dpu_runtime names the stack; a 3.5 stack then refuses the 2.5 model before loading anything."""
+    _, package, root = board
+    (root.usr_lib / "libvart-runner.so.2.5.0").rename(root.usr_lib / "libvart-runner.so.3.5.0")
+    model = dpu.write_xmodel(tmp_path / "m.xmodel")
+    with pytest.raises(ValueError, match="pynq-dpu 2.5.1 runs on VART 2.5, but VART 3.5.0 is installed"):
+        DpuSpec(model).open(meta, 1)
+    with pytest.raises(ValueError, match="on pynq-dpu 3.5.0 with VART 3.5 is 0x101000056010407"):
+        DpuSpec(model, dpu_runtime="3.5").open(meta, 1)
+    assert dpu.overlays == [] and dpu.runners == []
+    DpuSpec(model, dpu_runtime="2.5").open(meta, 1)
+    assert dpu.overlays == [str(package / "dpu.bit")]
+
+
 def test_not_root_is_refused_before_the_overlay(board, dpu, meta, tmp_path, monkeypatch):
     monkeypatch.setattr(dpu_board.os, "geteuid", lambda: 1000)
     with pytest.raises(ValueError) as e:
