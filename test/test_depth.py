@@ -319,6 +319,7 @@ def test_detection3d_fields_carry_every_value_and_move_by_the_transform():
     ("image_raw", "camera_info"), ("/image_raw", "/camera_info"),
     ("/cam/image_raw/compressed", "/cam/camera_info"), ("cam/image_raw/", "cam/camera_info"),
     ("/image_raw/compressed", "/camera_info"), ("image_raw/compressed", "camera_info"),
+    ("/sensors/XX", "/sensors/camera_info"),  # a last name of capitals: only the slash is stripped
 ])
 def test_camera_info_is_looked_for_where_image_transport_drivers_publish_it(topic, info):
     assert camera_info_beside(topic) == info
@@ -532,3 +533,50 @@ def test_boxes_of_one_frame_are_measured_each_as_if_alone(seed):
         assert together.valid[i] == alone.valid[0]
         np.testing.assert_array_equal(together.center[i], alone.center[0])
         np.testing.assert_array_equal(together.size[i], alone.size[0])
+
+
+def _samples_at(values: dict[float, int]) -> np.ndarray:
+    """A 24x24 box (one pixel a sample): ``count`` samples at each depth, the rest invalid."""
+    from yolov5_dpu_ros.core.depth import GRID
+
+    flat = np.full(GRID * GRID, np.nan, np.float32)
+    flat[:sum(values.values())] = np.repeat(list(values), list(values.values()))
+    return flat.reshape(GRID, GRID)
+
+
+@pytest.mark.parametrize("far,valid", [(46, False), (47, True)])
+def test_an_object_near_100_m_needs_as_many_samples_as_any_other(far, valid):
+    """The farthest window of bins (96.4 to 100 m) holds the same threshold: 47 of 576 samples make an object,
+    46 do not (the bin of invalid samples beside it counts nothing), with sparse valid samples elsewhere."""
+    scattered = dict.fromkeys((0.3, 0.6, 1.2, 2.4, 4.8, 9.6, 19.2, 38.4, 0.15, 76.8), 1)
+    depth = _samples_at({99.0: far, **scattered})
+    got = _one_box_per_pixel(depth)
+    want = _cluster_reference(depth.astype(np.float64).ravel().tolist(), DepthConfig())
+    assert bool(got.valid[0]) == valid == (want is not None)
+    if valid:
+        assert got.center[0, 2] == pytest.approx(99.0) == pytest.approx(want[0])
+
+
+def test_an_object_reaching_the_last_bin_keeps_its_farthest_samples():
+    """Samples at 97 m and 99.5 m fill the last two bins with no gap: the object runs to the last bin."""
+    depth = _samples_at({97.0: 300, 99.5: 276})
+    got = _one_box_per_pixel(depth)
+    median, extent = _cluster_reference(depth.astype(np.float64).ravel().tolist(), DepthConfig())
+    assert got.valid[0] and got.center[0, 2] == pytest.approx(median) == pytest.approx(97.0)
+    assert got.size[0, 2] == pytest.approx(min(extent, DepthConfig().max_extent_m)) and extent == pytest.approx(2.5)
+
+
+def test_each_box_starts_its_object_at_its_own_first_populated_bin():
+    """Two boxes in one call: the second's nearest dense window starts on a bin holding one stray sample, so its
+    object starts one bin later; the first box, elsewhere in depth, must not decide that."""
+    from yolov5_dpu_ros.core.depth import GRID
+
+    depth = np.concatenate([_samples_at({1.0: 576}), _samples_at({1.96: 1, 2.0: 60})], axis=1)
+    boxes = np.array([[0.0, 0.0, GRID, GRID], [GRID, 0.0, 2 * GRID, GRID]])
+    k = Intrinsics(20.0, 20.0, 24.0, 12.0)
+    together = boxes_3d(boxes, depth, depth.shape, k)
+    median, extent = _cluster_reference(_samples_at({1.96: 1, 2.0: 60}).astype(np.float64).ravel().tolist(),
+                                        DepthConfig())
+    assert together.valid.tolist() == [True, True] and extent == 0.0  # the stray 1.96 m sample is left out
+    assert together.center[1, 2] == pytest.approx(median) == pytest.approx(2.0)
+    assert together.size[1, 2] == pytest.approx(DepthConfig().min_extent_m)
