@@ -9,3 +9,6 @@ pip install -q -e ".[bag]" -r test/requirements.txt
 # YOLOv5 is the reference the tests compare against; its own requirements pull CUDA torch and
 # torchvision, which do not load with the CPU torch, so it comes without them.
 pip install -q --no-deps yolov5==7.0.9
+# Ultralytics is the YOLOv8 reference (AGPL: tests only); without its requirements, which pull opencv-python and
+# a torchvision that does not load with the CPU torch (test/ultralytics_reference.py)
+pip install -q --no-deps ultralytics==8.4.190

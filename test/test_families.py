@@ -227,7 +227,7 @@ def test_yolox_needs_no_anchors_but_refuses_several():
     with pytest.raises(ValueError, match="anchor-free"):
         meta_from_dict({**base, "anchors": [[10, 13, 16, 30]] * 3})
     with pytest.raises(ValueError, match="'family' must be one of"):
-        meta_from_dict({**base, "family": "yolov8"})
+        meta_from_dict({**base, "family": "yolo11"})
 
 
 @pytest.mark.parametrize("name", ["yolov5", "yolov3"])

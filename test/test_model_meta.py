@@ -63,7 +63,7 @@ def test_heads_matched_by_shape_in_any_order():
     assert match_heads([(1, 20, 20, 21), (1, 80, 80, 21), (1, 40, 40, 21)], meta) == (2, 0, 1)
     with pytest.raises(ValueError, match="2 outputs"):
         match_heads([(1, 20, 20, 21), (1, 80, 80, 21)], meta)
-    with pytest.raises(ValueError, match=r"5 \+ 2 classes"):
+    with pytest.raises(ValueError, match=r"3 anchors x \(4 box \+ 1 objectness \+ 2 classes\)"):
         match_heads([(1, 20, 20, 255), (1, 80, 80, 21), (1, 40, 40, 21)], meta)
 
 

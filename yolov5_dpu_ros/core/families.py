@@ -1,6 +1,7 @@
-"""Model families: everything that differs between YOLOv5, YOLOv3 and YOLOX, in one entry per family.
+"""Model families: everything that differs between YOLOv5, YOLOv3, YOLOX and YOLOv8, in one entry per family.
 
-A family fixes how its models were fed in training (``InputContract``), how a raw head row becomes a box
+A family fixes how its models were fed in training (``InputContract``), the layout of a raw head row (box
+channels, whether an objectness channel follows, then the class logits), how the box channels become a box
 (``boxes``) and its anchor rules; the metadata names the family, pre-processing, post-processing and the
 metadata checks look it up here. Adding a family is one new ``ModelFamily`` plus its tests.
 """
@@ -50,6 +51,18 @@ def yolox_boxes(t: np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray, strid
     return np.concatenate(((t[:, 0:2] + grid_xy) * stride, np.exp(np.minimum(t[:, 2:4], MAX_EXP)) * stride), axis=1)
 
 
+def yolov8_boxes(t: np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray, stride) -> np.ndarray:
+    """YOLOv8 (anchor-free, DFL): per box side a softmax over reg_max bins and its expectation, the distances
+    (left, top, right, bottom) around the cell centre (grid + 0.5), all × stride; ``t`` holds 4 × reg_max logits
+    side by side (left's bins first)."""
+    n, reg_max = len(t), t.shape[1] // 4
+    bins = t.reshape(n, 4, reg_max)
+    e = np.exp(bins - bins.max(axis=2, keepdims=True))
+    ltrb = (e @ np.arange(reg_max, dtype=np.float32)) / e.sum(axis=2)
+    centre = grid_xy + 0.5 + (ltrb[:, 2:4] - ltrb[:, 0:2]) / 2
+    return np.concatenate((centre * stride, (ltrb[:, 0:2] + ltrb[:, 2:4]) * stride), axis=1)
+
+
 @dataclass(frozen=True)
 class ModelFamily:
     """One family: its input contract, its box decode and whether it is anchor-free (then the metadata may
@@ -59,6 +72,16 @@ class ModelFamily:
     contract: InputContract
     boxes: BoxDecoder
     anchor_free: bool = False
+    objectness: bool = True  # a row is [box, objectness, classes]; without, [box, classes] scored by class alone
+    dfl: bool = False  # the box is 4 x reg_max distribution logits (else 4 numbers)
+
+    def box_channels(self, reg_max: int) -> int:
+        """Channels of a row's box part."""
+        return 4 * reg_max if self.dfl else 4
+
+    def row_channels(self, num_classes: int, reg_max: int) -> int:
+        """Channels of one anchor's row: box, objectness where the family has it, classes."""
+        return self.box_channels(reg_max) + int(self.objectness) + num_classes
 
     def default_anchors(self, strides: tuple[int, ...]) -> tuple[tuple[tuple[float, float], ...], ...] | None:
         """The anchors an anchor-free family implies (None: the metadata must give them)."""
@@ -78,6 +101,8 @@ FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (
                 yolov3_boxes),
     ModelFamily("yolox", InputContract(rgb=False, scale=1.0, pad=114, centred=False, truncate=True),
                 yolox_boxes, anchor_free=True),
+    ModelFamily("yolov8", InputContract(rgb=True, scale=1 / 255, pad=114, centred=True, truncate=False),
+                yolov8_boxes, anchor_free=True, objectness=False, dfl=True),
 )}
 DEFAULT_FAMILY = "yolov5"
 

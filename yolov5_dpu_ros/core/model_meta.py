@@ -2,8 +2,8 @@
 
 One YAML file sits beside the model (xmodel or ONNX)::
 
-    family: yolov5                  # optional: yolov5 (default), yolov3 or yolox; fixes the
-                                    # pre-processing contract and the box decode (preprocess, postprocess)
+    family: yolov5                  # optional: yolov5 (default), yolov3, yolox or yolov8; fixes the
+                                    # pre-processing contract, the head layout and the box decode
     input_size: [640, 640]          # height, width of the fixed model input
     strides: [8, 16, 32]            # one per output head
     anchors:                        # pixels, w,h pairs, one row per stride (yolox: optional, one per cell)
@@ -14,6 +14,7 @@ One YAML file sits beside the model (xmodel or ONNX)::
     input_fix_point: 6              # int8 input = round(pixel / 255 * 2**input_fix_point)
     output_fix_points: [3, 3, 4]    # optional, one per stride: float = int8 * 2**-fix_point
     activation: relu                # optional, recorded by model_prep: relu or leakyrelu (slope 26/256)
+    reg_max: 16                     # yolov8 only (default 16): distribution bins per box side
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ import yaml
 from yolov5_dpu_ros.core.families import DEFAULT_FAMILY, family
 
 FIX_POINT_RANGE = range(-16, 17)
+DEFAULT_REG_MAX = 16
+MAX_REG_MAX = 64
 MAX_INPUT_SIDE = 8192
 ACTIVATIONS = ("relu", "leakyrelu")
 
 
 @dataclass(frozen=True)
 class ModelMeta:
-    """Validated metadata of one YOLO detection model (YOLOv5, YOLOv3 or YOLOX)."""
+    """Validated metadata of one YOLO detection model (YOLOv5, YOLOv3, YOLOX or YOLOv8)."""
 
     input_hw: tuple[int, int]
     strides: tuple[int, ...]
@@ -45,6 +48,7 @@ class ModelMeta:
     output_fix_points: tuple[int, ...] | None = None
     activation: str | None = None
     family: str = DEFAULT_FAMILY
+    reg_max: int = DEFAULT_REG_MAX  # distribution bins per box side, for a family with a DFL head
 
     @property
     def num_classes(self) -> int:
@@ -56,8 +60,8 @@ class ModelMeta:
 
     @property
     def channels_per_head(self) -> int:
-        """Channels of each raw head: anchors x (4 box + 1 objectness + classes)."""
-        return self.num_anchors * (5 + self.num_classes)
+        """Channels of each raw head: anchors x (box + objectness, where the family has it, + classes)."""
+        return self.num_anchors * family(self.family).row_channels(self.num_classes, self.reg_max)
 
     def head_shape(self, level: int) -> tuple[int, int, int, int]:
         """NHWC shape of the raw output of one stride level."""
@@ -91,6 +95,8 @@ class ModelMeta:
             d["output_fix_points"] = list(self.output_fix_points)
         if self.activation is not None:
             d["activation"] = self.activation
+        if family(self.family).dfl:
+            d["reg_max"] = self.reg_max
         return d
 
 
@@ -201,6 +207,11 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
     activation = d.get("activation")
     if activation is not None and activation not in ACTIVATIONS:
         errors.append(f"'activation' must be one of {list(ACTIVATIONS)}, got {activation!r}")
+    reg_max = d.get("reg_max", DEFAULT_REG_MAX)
+    if "reg_max" in d and not fam.dfl:
+        errors.append(f"'reg_max' is for a family with a DFL head (yolov8), not {fam.name}")
+    elif isinstance(reg_max, bool) or not isinstance(reg_max, int) or not 1 <= reg_max <= MAX_REG_MAX:
+        errors.append(f"'reg_max' must be an integer in [1, {MAX_REG_MAX}], got {reg_max!r}")
     nc = d.get("nc")
     if nc is not None and names is not None and nc != len(names):
         errors.append(f"'nc' is {nc} but 'names' lists {len(names)} classes")
@@ -215,6 +226,7 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
         output_fix_points=None if out_fps is None else tuple(out_fps),
         activation=activation,
         family=fam.name,
+        reg_max=reg_max,
     )
 
 
@@ -248,6 +260,12 @@ def save_meta(meta: ModelMeta, path: str | Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _row_text(meta: ModelMeta) -> str:
+    fam = family(meta.family)
+    box = f"4 x {meta.reg_max} box bins" if fam.dfl else "4 box"
+    return f"{box}{' + 1 objectness' if fam.objectness else ''} + {meta.num_classes} classes"
+
+
 def match_heads(shapes: Sequence[Sequence[int]], meta: ModelMeta) -> tuple[int, ...]:
     """Stride level of each output, found by its NHWC shape; outputs may come in any order."""
     expected = {shape: level for level, shape in enumerate(meta.head_shapes)}
@@ -262,9 +280,8 @@ def match_heads(shapes: Sequence[Sequence[int]], meta: ModelMeta) -> tuple[int, 
         if level is None or level in levels:
             raise ValueError(
                 f"model output of shape {tuple(shape)} matches no head the metadata expects "
-                f"{list(meta.head_shapes)} (NHWC: input {meta.input_hw} / stride, "
-                f"{meta.num_anchors} anchors x (5 + {meta.num_classes} classes)): the metadata does not "
-                "belong to this model"
+                f"{list(meta.head_shapes)} (NHWC: input {meta.input_hw} / stride, {meta.num_anchors} anchors x "
+                f"({_row_text(meta)})): the metadata does not belong to this model"
             )
         levels.append(level)
     return tuple(levels)

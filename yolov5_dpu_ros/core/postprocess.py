@@ -1,10 +1,11 @@
 """Post-processing: raw YOLO heads (int8 NHWC + fix points) → Detections in source pixels.
 
-Candidates are rejected on the raw int8 objectness before any sigmoid: the confidence threshold
-becomes one integer per head, so the cost follows the number of objects, not the number of
-outputs. Only the box decode depends on the family (``families``: YOLOv5 v6/v7 ``Detect``,
-YOLOv3, YOLOX); the early rejection, scores, selection and NMS are shared and follow YOLOv5's
-``non_max_suppression`` (single label per box, class-aware unless agnostic).
+Candidates are rejected on the raw int8 objectness (for a family without one, YOLOv8, the best raw class
+logit) before any sigmoid: the confidence threshold becomes one integer per head, so the cost follows the
+number of objects, not the number of outputs. The row layout and the box decode come from the family
+(``families``: YOLOv5 v6/v7 ``Detect``, YOLOv3, YOLOX, YOLOv8's DFL); the early rejection, scores, selection
+and NMS are shared and follow YOLOv5's ``non_max_suppression`` (single label per box, class-aware unless
+agnostic), which Ultralytics' YOLOv8 selection equals once the objectness is taken as 1.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class PostprocessConfig:
 
 
 def raw_objectness_threshold(conf_threshold: float, fix_point: int | None) -> float:
-    """Smallest raw head value that can still pass ``sigmoid(raw * 2**-fix_point) > conf``.
+    """Smallest raw head value (objectness, or the best class logit) that can still pass
+    ``sigmoid(raw * 2**-fix_point) > conf``.
 
     For int8 heads this is an integer one LSB conservative, so the exact float test after decode
     decides every borderline case; for float heads (``fix_point=None``) a 1e-3 margin does the same.
@@ -65,24 +67,27 @@ def raw_objectness_threshold(conf_threshold: float, fix_point: int | None) -> fl
 
 
 def decode_rows(raw: np.ndarray, scale: float | np.ndarray, grid_xy: np.ndarray, anchor_wh: np.ndarray,
-                stride: float | np.ndarray, boxes=yolov5_boxes) -> np.ndarray:
-    """Decode raw head rows (N, 5 + nc), int8 or float, with logit = raw * scale, by the family's ``boxes``.
+                stride: float | np.ndarray, boxes=yolov5_boxes, box_channels: int = 4,
+                objectness: bool = True) -> np.ndarray:
+    """Decode raw head rows (N, box_channels + objectness + nc), int8 or float, with logit = raw * scale, by the
+    family's ``boxes``.
 
     ``scale`` and ``stride`` are scalars, or (N, 1) columns when the rows come from several heads.
-    Returns (N, 7) float32: x, y, w, h in input pixels, objectness, probability of the best class,
-    best class index. Every family scores sigmoid(objectness) * sigmoid(class); the best class is the
-    argmax of the raw class logits (sigmoid is monotonic), so only two score columns per row go
-    through the sigmoid.
+    Returns (N, 7) float32: x, y, w, h in input pixels, objectness (1 for a family without), probability of
+    the best class, best class index. The score is sigmoid(objectness) * sigmoid(class), or sigmoid(class);
+    the best class is the argmax of the raw class logits (sigmoid is monotonic), so only the score columns of
+    a row go through the sigmoid.
     """
-    n = len(raw)
-    best = raw[:, 5:].astype(np.float32, copy=False).argmax(axis=1)  # numpy's float argmax is SIMD
-    logits = np.empty((n, 6), np.float32)
-    logits[:, :5] = raw[:, :5]
-    logits[:, 5] = raw[np.arange(n), 5 + best]
+    n, first_class = len(raw), box_channels + int(objectness)
+    best = raw[:, first_class:].astype(np.float32, copy=False).argmax(axis=1)  # numpy's float argmax is SIMD
+    logits = np.empty((n, first_class + 1), np.float32)
+    logits[:, :first_class] = raw[:, :first_class]
+    logits[:, first_class] = raw[np.arange(n), first_class + best]
     logits *= np.asarray(scale, np.float32)
     out = np.empty((n, 7), np.float32)
-    out[:, 0:4] = boxes(logits[:, 0:4], grid_xy, anchor_wh, stride)
-    out[:, 4:6] = sigmoid(logits[:, 4:6])
+    out[:, 0:4] = boxes(logits[:, :box_channels], grid_xy, anchor_wh, stride)
+    out[:, 4] = sigmoid(logits[:, box_channels]) if objectness else 1.0
+    out[:, 5] = sigmoid(logits[:, first_class])
     out[:, 6] = best
     return out
 
@@ -220,9 +225,11 @@ class Postprocessor:
                  fix_points: Sequence[int] | None) -> None:
         levels = match_heads(output_shapes, meta)
         anchors = meta.anchors_array()
+        fam = family(meta.family)
         self.meta = meta
-        self._boxes = family(meta.family).boxes
-        self.no = 5 + meta.num_classes
+        self._boxes, self._objectness = fam.boxes, fam.objectness
+        self._box_channels = fam.box_channels(meta.reg_max)
+        self.no = fam.row_channels(meta.num_classes, meta.reg_max)
         # visit outputs in stride order, as YOLOv5 concatenates them (this fixes the order of score ties)
         self._order = tuple(sorted(range(len(levels)), key=levels.__getitem__))
         self._heads = tuple(
@@ -234,11 +241,13 @@ class Postprocessor:
             [[1.0 if h.fix_point is None else 2.0**-h.fix_point, h.stride] for h in self._heads], np.float32)
 
     def candidates(self, outputs: Sequence[np.ndarray], conf_threshold: float) -> np.ndarray:
-        """Decoded rows (N, 7) of every anchor whose raw objectness may pass the threshold."""
+        """Decoded rows (N, 7) of every anchor whose raw objectness (or best class logit) may pass the threshold."""
         picked = []
+        box = self._box_channels
         for i, head in zip(self._order, self._heads):
             flat = outputs[i].reshape(-1, self.no)
-            idx = np.flatnonzero(flat[:, 4] >= raw_objectness_threshold(conf_threshold, head.fix_point))
+            score = flat[:, box] if self._objectness else flat[:, box:].max(axis=1)
+            idx = np.flatnonzero(score >= raw_objectness_threshold(conf_threshold, head.fix_point))
             picked.append(idx[np.argsort(head.rank[idx], kind="stable")])
         counts = [len(idx) for idx in picked]
         if not sum(counts):
@@ -246,7 +255,8 @@ class Postprocessor:
         raw = np.concatenate([outputs[i].reshape(-1, self.no)[idx] for i, idx in zip(self._order, picked)])
         consts = np.concatenate([h.cell_anchor[idx] for h, idx in zip(self._heads, picked)])
         scale, stride = np.repeat(self._per_head, counts, axis=0).T
-        return decode_rows(raw, scale[:, None], consts[:, :2], consts[:, 2:], stride[:, None], self._boxes)
+        return decode_rows(raw, scale[:, None], consts[:, :2], consts[:, 2:], stride[:, None], self._boxes,
+                           box, self._objectness)
 
     def __call__(self, outputs: Sequence[np.ndarray], letterbox: Letterbox,
                  config: PostprocessConfig) -> Detections:

@@ -1,0 +1,231 @@
+"""The YOLOv8 family (anchor-free, DFL box head, no objectness) against Ultralytics' own decode and NMS: on
+generated int8 heads with K known objects, and on a randomly initialised YOLOv8n with ReLU fed real images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from yolov5_dpu_ros.core.families import family
+from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads, meta_from_dict
+from yolov5_dpu_ros.core.postprocess import PostprocessConfig, Postprocessor, select
+from yolov5_dpu_ros.core.preprocess import Preprocessor
+
+STRIDES = (8, 16, 32)
+DEMO_IMAGES = Path(__file__).resolve().parents[1] / "demo" / "images"
+
+
+@pytest.fixture(scope="module")
+def ultra():
+    """Ultralytics, the reference (skips the test where it is not installed)."""
+    pytest.importorskip("torch")
+    from ultralytics_reference import load
+
+    try:
+        return load()
+    except ImportError as e:
+        pytest.skip(str(e))
+
+
+def yolov8_meta(nc: int, size: int = 640, reg_max: int = 16, fix_points=(3, 3, 3)) -> ModelMeta:
+    return meta_from_dict({"family": "yolov8", "input_size": [size, size], "strides": list(STRIDES),
+                           "names": [f"c{i}" for i in range(nc)], "input_fix_point": 7, "reg_max": reg_max,
+                           "output_fix_points": list(fix_points)})
+
+
+def generated_heads(meta: ModelMeta, rng: np.random.Generator, k: int) -> list[np.ndarray]:
+    """int8 NHWC heads (box bins, then class logits) with ``k`` objects: each a cell of a random level whose four
+    side distributions put their mass on two neighbouring bins (so the expectation is any distance), one class
+    clearly on (no two objects of a class with the same raw score: NMS keeps either of two equal scores, and
+    Ultralytics' sort does not fix which); the background's classes off and its bins noise."""
+    reg_max, nc = meta.reg_max, meta.num_classes
+    heads = []
+    for level, fp in enumerate(meta.output_fix_points):
+        _, h, w, c = meta.head_shape(level)
+        head = np.zeros((h, w, c), np.float32)
+        head[..., :4 * reg_max] = rng.normal(0, 1.0, (h, w, 4 * reg_max))
+        head[..., 4 * reg_max:] = rng.uniform(-9, -4, (h, w, nc))
+        heads.append((head, fp))
+    used: dict[int, set[int]] = {}  # per class, the raw logits given: no two objects of a class score the same
+    for _ in range(k):
+        level = int(rng.integers(len(STRIDES)))
+        head, _ = heads[level]
+        y, x = int(rng.integers(head.shape[0])), int(rng.integers(head.shape[1]))
+        for side in range(4):
+            d = rng.uniform(0.2, reg_max - 1.2)
+            low = int(d)
+            bins = np.full(reg_max, -8.0, np.float32)
+            bins[low], bins[low + 1] = np.log(low + 1 - d + 1e-3) + 6, np.log(d - low + 1e-3) + 6
+            head[y, x, side * reg_max:(side + 1) * reg_max] = bins
+        cls, fp = int(rng.integers(nc)), meta.output_fix_points[level]
+        raw = int(rng.integers(-2 ** fp, min(127, 6 * 2 ** fp)))
+        while raw in used.setdefault(cls, set()):
+            raw = int(rng.integers(-2 ** fp, min(127, 6 * 2 ** fp)))
+        used[cls].add(raw)
+        head[y, x, 4 * reg_max + cls] = raw * 2.0 ** -fp
+    return [np.clip(np.round(head * 2.0 ** fp), -128, 127).astype(np.int8)[None] for head, fp in heads]
+
+
+def ultralytics_detections(ultra, meta: ModelMeta, heads: list[np.ndarray], fix_points, config: PostprocessConfig):
+    """Ultralytics' own path on the dequantised heads: Detect's decode (DFL, dist2bbox with make_anchors' cell
+    centres, × stride, class sigmoid) and its non_max_suppression; boxes xyxy in input pixels."""
+    import torch
+
+    detect = ultra.Detect(nc=meta.num_classes, reg_max=meta.reg_max, ch=(16, 32, 64)).eval()
+    detect.stride = torch.tensor([float(s) for s in STRIDES])
+    boxes, scores, feats = [], [], []
+    for head, fp in zip(heads, fix_points):
+        t = torch.from_numpy(head.astype(np.float32) * 2.0 ** -fp).permute(0, 3, 1, 2)  # NCHW
+        boxes.append(t[:, :4 * meta.reg_max].flatten(2))
+        scores.append(t[:, 4 * meta.reg_max:].flatten(2))
+        feats.append(t[:, :1])
+    with torch.no_grad():
+        y = detect._inference({"boxes": torch.cat(boxes, 2), "scores": torch.cat(scores, 2), "feats": feats})
+        out = ultra.nms(y, config.conf_threshold, config.iou_threshold, max_det=config.max_detections)[0]
+    return out.numpy().astype(np.float64)
+
+
+def _by_box(xyxy, score, cls):
+    """Detections in one order for both sides: by score (to 1e-4: float32 and torch sigmoids differ in the last
+    bits, which can swap equal-score neighbours), then by box."""
+    order = np.lexsort((xyxy[:, 1], xyxy[:, 0], -np.round(score, 4)))
+    return xyxy[order], score[order], cls[order]
+
+
+def test_the_coco_preset_describes_a_yolov8n_with_relu():
+    from yolov5_dpu_ros.core.model_meta import load_meta
+
+    meta = load_meta(Path(__file__).resolve().parents[1] / "config" / "models" / "yolov8n_relu_coco.yaml")
+    assert (meta.family, meta.reg_max, meta.activation, meta.num_classes) == ("yolov8", 16, "relu", 80)
+    assert meta.head_shapes == ((1, 80, 80, 144), (1, 40, 40, 144), (1, 20, 20, 144))
+    assert meta.names[0] == "person" and meta.names[-1] == "toothbrush"
+
+
+def test_the_yolov8_family_reads_its_layout_from_the_table():
+    fam = family("yolov8")
+    assert (fam.anchor_free, fam.objectness, fam.dfl) == (True, False, True)
+    assert fam.row_channels(80, 16) == 144 and family("yolov5").row_channels(80, 16) == 85
+    meta = yolov8_meta(80)
+    assert meta.head_shapes == ((1, 80, 80, 144), (1, 40, 40, 144), (1, 20, 20, 144))
+    assert match_heads([(1, 20, 20, 144), (1, 80, 80, 144), (1, 40, 40, 144)], meta) == (2, 0, 1)
+    assert meta_from_dict(meta.to_dict()) == meta and meta.to_dict()["reg_max"] == 16
+    assert yolov8_meta(12, reg_max=8).head_shape(0) == (1, 80, 80, 44)
+    with pytest.raises(ValueError, match="'reg_max' is for a family with a DFL head"):
+        meta_from_dict({**meta.to_dict(), "family": "yolov5", "anchors": [[10, 13]] * 3})
+    with pytest.raises(ValueError, match=r"'reg_max' must be an integer in \[1, 64\]"):
+        meta_from_dict({**meta.to_dict(), "reg_max": 0})
+
+
+@pytest.mark.parametrize("nc,k,seed", [(80, 5, 0), (80, 50, 1), (12, 50, 2), (12, 200, 3), (80, 200, 4)])
+def test_detections_equal_ultralytics_on_generated_int8_heads(ultra, nc, k, seed):
+    meta = yolov8_meta(nc)
+    heads = generated_heads(meta, np.random.default_rng(seed), k)
+    config = PostprocessConfig()
+    post = Postprocessor(meta, meta.head_shapes, meta.output_fix_points)
+    ours = select(post.candidates(heads, config.conf_threshold), config)  # input pixels, unclipped, as NMS gives
+    theirs = ultralytics_detections(ultra, meta, heads, meta.output_fix_points, config)
+    assert len(ours) == len(theirs) and len(ours) >= min(k, 5)
+    a = _by_box(ours.xyxy.astype(np.float64), ours.score.astype(np.float64), ours.class_id)
+    b = _by_box(theirs[:, :4], theirs[:, 4], theirs[:, 5].astype(np.int32))
+    np.testing.assert_allclose(a[0], b[0], atol=2e-3)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5)
+    np.testing.assert_array_equal(a[2], b[2])
+
+
+def test_the_early_rejection_keeps_a_class_logit_exactly_at_the_threshold(ultra):
+    """No objectness: a row passes on its best raw class logit; a logit one LSB above logit(conf) is kept, the
+    score test after the sigmoid decides the borderline (Ultralytics keeps conf > conf_thres)."""
+    meta = yolov8_meta(3, size=64, fix_points=(4, 4, 4))
+    heads = [np.full(meta.head_shape(lv), -100, np.int8) for lv in range(3)]
+    heads[0][0, 2, 3, :64] = 0
+    conf = 1 / (1 + np.exp(-1.0))  # logit 1.0 = 16 LSB at fix point 4
+    heads[0][0, 2, 3, 64 + 1] = 16
+    heads[0][0, 5, 5, :64] = 0
+    heads[0][0, 5, 5, 64 + 2] = 17
+    post = Postprocessor(meta, meta.head_shapes, meta.output_fix_points)
+    found = select(post.candidates(heads, float(conf)), PostprocessConfig(conf_threshold=float(conf)))
+    theirs = ultralytics_detections(ultra, meta, heads, meta.output_fix_points, PostprocessConfig(float(conf)))
+    assert found.class_id.tolist() == [2] == theirs[:, 5].astype(int).tolist()
+    np.testing.assert_allclose(found.xyxy, theirs[:, :4], atol=1e-4)
+
+
+def _relu_yolov8n(ultra, images, nc: int = 80, seed: int = 0):
+    """YOLOv8n from Ultralytics' own yaml with ReLU (the yaml's ``activation:`` key), random init, batch-norm
+    statistics from ``images`` (NCHW float) and the class convs drawn so their logits sit near logit(0.05) with a
+    spread of about one on them: a random ReLU network's activations grow layer by layer, and saturated scores
+    would tie at 1.0."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = ultra.DetectionModel({**_yolov8n_yaml(), "activation": "nn.ReLU()", "nc": nc}, verbose=False)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+            m.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        model(images)
+    model.eval()
+    detect, inputs = model.model[-1], {}
+    hook = detect.register_forward_pre_hook(lambda mod, args: inputs.update(x=args[0]))
+    with torch.no_grad():
+        model(images)
+        hook.remove()
+        for branch, x in zip(detect.cv3, inputs["x"]):
+            last = branch[-1]
+            torch.nn.init.normal_(last.weight)
+            last.bias.zero_()
+            logits = last(branch[:-1](x))
+            last.weight /= float(logits.std())
+            last.bias.fill_(-3.0)
+    return model
+
+
+def _yolov8n_yaml() -> dict:
+    from ultralytics.nn.tasks import yaml_model_load
+
+    return yaml_model_load("yolov8n.yaml")
+
+
+def test_a_relu_yolov8n_decodes_as_ultralytics_through_the_package(ultra):
+    """Real images, the package's pre-processing (letterbox 114, RGB, /255) into a random-init YOLOv8n with ReLU:
+    its raw per-level heads through the package's decode give, anchor for anchor, the boxes, best class and score
+    of Ultralytics' Detect on the float model, and after NMS the same detections as its non_max_suppression."""
+    import torch
+
+    pre = Preprocessor((320, 320), None, family("yolov8").contract)
+    inputs = []
+    for path in sorted(DEMO_IMAGES.glob("*.jpg"))[:3]:
+        pre(cv2.imread(str(path)))
+        inputs.append(torch.from_numpy(pre.buffer.astype(np.float32) / 255).permute(0, 3, 1, 2))
+    model = _relu_yolov8n(ultra, torch.cat(inputs))
+    assert not any(isinstance(m, torch.nn.SiLU) for m in model.modules())
+    detect = model.model[-1]
+    meta = meta_from_dict({"family": "yolov8", "input_size": [320, 320], "strides": [int(s) for s in detect.stride],
+                           "names": [f"c{i}" for i in range(80)], "input_fix_point": 7})
+    captured = {}
+    detect.register_forward_pre_hook(lambda mod, args: captured.update(x=args[0]))
+    for image in inputs:
+        with torch.no_grad():
+            y, _ = model(image)
+            heads = [torch.cat((detect.cv2[i](x), detect.cv3[i](x)), 1).permute(0, 2, 3, 1).numpy()
+                     for i, x in enumerate(captured["x"])]
+        rows = Postprocessor(meta, [h.shape for h in heads], None).candidates(heads, 1e-30)  # every anchor
+        theirs = y[0].numpy().T  # (anchors, 4 + nc): xywh in input pixels, class probabilities
+        assert len(rows) == len(theirs) == sum(h.shape[1] * h.shape[2] for h in heads)
+        np.testing.assert_allclose(rows[:, :4], theirs[:, :4], atol=2e-3 * 320, rtol=1e-4)
+        np.testing.assert_allclose(rows[:, 5], theirs[:, 4:].max(axis=1), rtol=1e-4, atol=1e-6)
+        unique = np.sort(theirs[:, 4:], axis=1)[:, -2] < theirs[:, 4:].max(axis=1) * (1 - 1e-4)  # a clear best class
+        np.testing.assert_array_equal(rows[unique, 6], theirs[unique, 4:].argmax(axis=1))
+        assert np.all(rows[:, 4] == 1.0) and unique.mean() > 0.5  # most anchors compared on their class
+        config = PostprocessConfig(conf_threshold=0.05)
+        ours = select(Postprocessor(meta, [h.shape for h in heads], None).candidates(heads, 0.05), config)
+        kept = ultra.nms(y, 0.05, config.iou_threshold, max_det=config.max_detections)[0].numpy().astype(np.float64)
+        a, b = _by_box(ours.xyxy.astype(np.float64), ours.score.astype(np.float64), ours.class_id), \
+            _by_box(kept[:, :4], kept[:, 4], kept[:, 5].astype(np.int32))
+        assert len(ours) == len(kept) > 0
+        np.testing.assert_allclose(a[0], b[0], atol=2e-3 * 320)
+        np.testing.assert_array_equal(a[2], b[2])
