@@ -283,6 +283,46 @@ def test_select_with_no_rows_is_empty():
     assert len(select(np.zeros((0, 7), np.float32), PostprocessConfig())) == 0
 
 
+def _apart(scores, classes=None) -> np.ndarray:
+    """Decoded rows (N, 7) of boxes far apart (no two overlap), objectness 1, the given class probabilities."""
+    n = len(scores)
+    rows = np.zeros((n, 7), np.float32)
+    rows[:, 0] = np.arange(n) % 64 * 20.0 + 10
+    rows[:, 1] = np.arange(n) // 64 * 20.0 + 10
+    rows[:, 2:4] = 8.0
+    rows[:, 4] = 1.0
+    rows[:, 5] = scores
+    rows[:, 6] = 0 if classes is None else classes
+    return rows
+
+
+def test_a_score_exactly_at_the_threshold_is_dropped_as_yolov5_drops_it():
+    """YOLOv5 keeps conf > conf_thres (and Ultralytics the same): a score equal to the threshold goes."""
+    found = select(_apart(np.float32([0.25, 0.2500001, 0.75])), PostprocessConfig(conf_threshold=0.25))
+    assert sorted(found.score.tolist()) == [pytest.approx(0.2500001), 0.75]
+
+
+def test_the_class_filter_adds_to_the_score_test():
+    rows = _apart(np.float32([0.9, 0.1, 0.9, 0.1]), classes=[1, 1, 2, 2])
+    found = select(rows, PostprocessConfig(classes=(1,)))
+    assert found.class_id.tolist() == [1] and found.score.tolist() == [pytest.approx(0.9)]
+
+
+def test_more_candidates_than_max_candidates_keep_the_best_in_stable_order():
+    """YOLOv5's max_nms: the candidates in descending score, the first max_candidates kept; among equal scores
+    the earlier row (the stable order, which also fixes YOLOv5's tie order)."""
+    scores = np.random.default_rng(0).choice(np.float32([0.3, 0.5, 0.7]), 3000)
+    config = PostprocessConfig(max_candidates=1000, max_detections=3000)
+    found = select(_apart(scores), config)
+    want = np.sort(np.argsort(-scores, kind="stable")[:1000])
+    rows = _apart(scores)
+    got = np.sort([int(np.flatnonzero((rows[:, 0] - 4 == x1) & (rows[:, 1] - 4 == y1))[0])
+                   for x1, y1 in found.xyxy[:, :2]])
+    np.testing.assert_array_equal(got, want)
+    top = select(_apart(np.float32([0.3, 0.9, 0.5, 0.7, 0.8])), PostprocessConfig(max_candidates=3))
+    assert sorted(top.score.tolist(), reverse=True) == pytest.approx([0.9, 0.8, 0.7])
+
+
 @pytest.mark.parametrize("kwargs", [dict(conf_threshold=0), dict(conf_threshold=1.0), dict(iou_threshold=0),
                                     dict(iou_threshold=1.5), dict(max_detections=0), dict(classes=(-1,))])
 def test_bad_config_is_refused(kwargs):

@@ -215,7 +215,7 @@ def test_a_relu_yolov8n_decodes_as_ultralytics_through_the_package(ultra):
                      for i, x in enumerate(captured["x"])]
         rows = Postprocessor(meta, [h.shape for h in heads], None).candidates(heads, 1e-30)  # every anchor
         theirs = y[0].numpy().T  # (anchors, 4 + nc): xywh in input pixels, class probabilities
-        assert len(rows) == len(theirs) == sum(h.shape[1] * h.shape[2] for h in heads)
+        assert rows.shape == (len(theirs), 7) and len(theirs) == sum(h.shape[1] * h.shape[2] for h in heads)
         np.testing.assert_allclose(rows[:, :4], theirs[:, :4], atol=2e-3 * 320, rtol=1e-4)
         np.testing.assert_allclose(rows[:, 5], theirs[:, 4:].max(axis=1), rtol=1e-4, atol=1e-6)
         unique = np.sort(theirs[:, 4:], axis=1)[:, -2] < theirs[:, 4:].max(axis=1) * (1 - 1e-4)  # a clear best class
