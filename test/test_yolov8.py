@@ -12,7 +12,7 @@ import pytest
 from yolov5_dpu_ros.core.families import family
 from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads, meta_from_dict
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig, Postprocessor, select
-from yolov5_dpu_ros.core.preprocess import Preprocessor
+from yolov5_dpu_ros.core.preprocess import Preprocessor, letterbox_geometry
 
 STRIDES = (8, 16, 32)
 DEMO_IMAGES = Path(__file__).resolve().parents[1] / "demo" / "images"
@@ -154,9 +154,9 @@ def test_the_early_rejection_keeps_a_class_logit_exactly_at_the_threshold(ultra)
 
 def _relu_yolov8n(ultra, images, nc: int = 80, seed: int = 0):
     """YOLOv8n from Ultralytics' own yaml with ReLU (the yaml's ``activation:`` key), random init, batch-norm
-    statistics from ``images`` (NCHW float) and the class convs drawn so their logits sit near logit(0.05) with a
-    spread of about one on them: a random ReLU network's activations grow layer by layer, and saturated scores
-    would tie at 1.0."""
+    statistics from ``images`` (NCHW float), the class convs drawn so their logits sit near logit(0.05) with a
+    spread of about one on them and the box convs so their bin logits spread about two, as a trained head's do: a
+    random ReLU network's activations grow layer by layer, and saturated scores would tie at 1.0."""
     import torch
 
     torch.manual_seed(seed)
@@ -174,13 +174,14 @@ def _relu_yolov8n(ultra, images, nc: int = 80, seed: int = 0):
     with torch.no_grad():
         model(images)
         hook.remove()
-        for branch, x in zip(detect.cv3, inputs["x"]):
-            last = branch[-1]
-            torch.nn.init.normal_(last.weight)
-            last.bias.zero_()
-            logits = last(branch[:-1](x))
-            last.weight /= float(logits.std())
-            last.bias.fill_(-3.0)
+        for branches, spread, bias in ((detect.cv3, 1.0, -3.0), (detect.cv2, 2.0, 0.0)):  # classes, box bins
+            for branch, x in zip(branches, inputs["x"]):
+                last = branch[-1]
+                torch.nn.init.normal_(last.weight)
+                last.bias.zero_()
+                logits = last(branch[:-1](x))
+                last.weight *= spread / float(logits.std())
+                last.bias.fill_(bias)
     return model
 
 
@@ -229,3 +230,64 @@ def test_a_relu_yolov8n_decodes_as_ultralytics_through_the_package(ultra):
         assert len(ours) == len(kept) > 0
         np.testing.assert_allclose(a[0], b[0], atol=2e-3 * 320)
         np.testing.assert_array_equal(a[2], b[2])
+
+
+def test_yolov5_dpu_detect_runs_a_yolov8_model_through_its_metadata_alone(ultra, tmp_path, capsys):
+    """A raw-head ONNX of the ReLU YOLOv8n (Detect returning each level's box and class convs, concatenated) with
+    metadata saying family yolov8 and fix points calibrated on the images: ``yolov5-dpu detect`` runs it with no
+    other change (the node and ``bag`` build the same Detector), and its detections match Ultralytics' on the
+    float model fed the same int8 input for most boxes (what is left is the int8 heads' effect)."""
+    import json
+
+    import torch
+
+    from model_prep.calibrate import choose_fix_point
+    from model_prep.yolov5_model import export_raw_onnx
+    from yolov5_dpu_ros.cli.main import main
+    from yolov5_dpu_ros.core.model_meta import save_meta
+
+    pre = Preprocessor((320, 320), None, family("yolov8").contract)
+    paths = sorted(DEMO_IMAGES.glob("*.jpg"))[:3]
+    inputs = []
+    for path in paths:
+        pre(cv2.imread(str(path)))
+        inputs.append(torch.from_numpy(pre.buffer.astype(np.float32) / 255).permute(0, 3, 1, 2))
+    model = _relu_yolov8n(ultra, torch.cat(inputs))
+    detect = model.model[-1]
+    with torch.no_grad():  # Ultralytics on the input the int8 path sees: pixel / 255 on 2^-7 steps (fix point 7)
+        floats = [model(torch.clamp(torch.round(x * 128), -128, 127) / 128)[0] for x in inputs]
+    detect.forward = lambda xs: [torch.cat((detect.cv2[i](x), detect.cv3[i](x)), 1) for i, x in enumerate(xs)]
+    with torch.no_grad():
+        heads = [model(x) for x in inputs]
+    export_raw_onnx(model, (320, 320), tmp_path / "yolov8n_relu.onnx")
+    fix_points = [choose_fix_point(np.concatenate([h[lv].numpy().ravel() for h in heads])) for lv in range(3)]
+    meta = meta_from_dict({"family": "yolov8", "input_size": [320, 320], "strides": [8, 16, 32],
+                           "names": [f"c{i}" for i in range(80)], "input_fix_point": 7,
+                           "output_fix_points": fix_points})
+    save_meta(meta, tmp_path / "yolov8n_relu.yaml")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in paths:
+        (folder / path.name).symlink_to(path)
+    assert main(["detect", str(folder), "--model", str(tmp_path / "yolov8n_relu.onnx"), "--model-meta",
+                 str(tmp_path / "yolov8n_relu.yaml"), "--conf", "0.5", "--jsonl", str(tmp_path / "d.jsonl"),
+                 "--no-progress"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert [Path(r["source"]).name for r in records] == [p.name for p in paths]
+    matched = total = 0
+    for record, y, path in zip(records, floats, paths):
+        theirs = ultra.nms(y, 0.5, 0.45, max_det=300)[0].numpy()
+        letterbox = letterbox_geometry(cv2.imread(str(path)).shape[:2], (320, 320), family("yolov8").contract)
+        theirs_src = letterbox.to_source(theirs[:, :4])
+        ours = np.array([d["xyxy"] for d in record["detections"]], np.float64).reshape(-1, 4)
+        total += len(theirs)
+        for box in theirs_src:
+            x1 = np.maximum(ours[:, 0], box[0])
+            y1 = np.maximum(ours[:, 1], box[1])
+            x2 = np.minimum(ours[:, 2], box[2])
+            y2 = np.minimum(ours[:, 3], box[3])
+            inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+            union = (box[2] - box[0]) * (box[3] - box[1]) + (ours[:, 2] - ours[:, 0]) * (ours[:, 3] - ours[:, 1])
+            matched += bool(len(ours)) and float((inter / np.maximum(union - inter, 1e-9)).max()) >= 0.9
+    print(f"int8 heads: {matched} of {total} float detections matched at IoU >= 0.9")
+    assert total > 0 and matched / total > 0.8, (matched, total)
