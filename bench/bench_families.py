@@ -7,6 +7,9 @@ YOLOX-nano (416, 80 classes, anchor-free) on generated int8 heads with K = 5, 50
 package (rejection on raw int8 objectness, then the family's decode of the survivors) against a
 baseline run in the same process that dequantizes and takes the sigmoid of every output, decodes
 every row and applies the same thresholds and an OpenCV NMS. Detections are checked to agree.
+YOLOv8n (640, 80 classes, DFL head): this package against Ultralytics' own post-processing on the same heads
+(``Detect``'s decode of the dequantised heads, ``non_max_suppression``), in the same process, where Ultralytics
+is installed. Targets: YOLOv8 >= 5x Ultralytics and <= 1 ms at K = 50.
 """
 
 from __future__ import annotations
@@ -74,7 +77,36 @@ def bench(repeat: int) -> list[dict]:
     return rows
 
 
-def render(rows: list[dict]) -> str:
+def bench_yolov8(repeat: int) -> list[dict]:
+    """YOLOv8n at 640, 80 classes, K = 5/50/200: this package against Ultralytics' decode + NMS (empty without
+    Ultralytics)."""
+    try:
+        from test_yolov8 import UltralyticsPost, generated_heads, yolov8_meta
+        from ultralytics_reference import load
+
+        ultra = load()
+    except ImportError:
+        return []
+    import torch
+
+    torch.set_num_threads(1)  # as the package's post-processing: one thread
+    meta = yolov8_meta(80)
+    post = Postprocessor(meta, meta.head_shapes, meta.output_fix_points)
+    letterbox = letterbox_geometry((1080, 1920), meta.input_hw, model_family("yolov8").contract)
+    cfg, rows, theirs_post = PostprocessConfig(), [], UltralyticsPost(ultra, meta)
+    for k in (5, 50, 200):
+        heads = generated_heads(meta, np.random.default_rng(k), k)
+        ours_det = post(heads, letterbox, cfg)
+        theirs = theirs_post(heads, meta.output_fix_points, cfg)
+        same = len(ours_det) == len(theirs) and np.allclose(
+            np.sort(ours_det.score), np.sort(theirs[:, 4]), rtol=1e-5)
+        ours, base = median_ms([lambda: post(heads, letterbox, cfg),  # noqa: B023
+                                lambda: theirs_post(heads, meta.output_fix_points, cfg)], repeat)  # noqa: B023
+        rows.append(dict(k=k, found=len(ours_det), ours=ours, base=base, same=same))
+    return rows
+
+
+def render(rows: list[dict], v8: list[dict] | None = None) -> str:
     out = ["### Post-processing by model family (median ms per frame, 1920x1080 source)", "",
            "| family | input | classes | anchors | K objects | detections | this package | sigmoid-everything "
            "| speed-up | agree |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -82,12 +114,19 @@ def render(rows: list[dict]) -> str:
         out.append(f"| {r['family']} | {r['input']} | {r['classes']} | {r['anchors']} | {r['k']} | {r['found']} | "
                    f"{r['ours']:.3f} | {r['base']:.2f} | {r['base'] / r['ours']:.1f}x | "
                    f"{'yes' if r['same'] else 'NO'} |")
+    if v8:
+        out += ["", "### YOLOv8n against Ultralytics' own post-processing (median ms per frame, 640 input, 80 classes, "
+                "1920x1080 source, one thread each)", "",
+                "| K objects | detections | this package | Ultralytics (decode + NMS) | speed-up | agree |",
+                "|---|---|---|---|---|---|"]
+        out += [f"| {r['k']} | {r['found']} | {r['ours']:.3f} | {r['base']:.2f} | {r['base'] / r['ours']:.1f}x | "
+                f"{'yes' if r['same'] else 'NO'} |" for r in v8]
     return "\n".join(out)
 
 
 def main() -> int:
     args = timing_arguments(__doc__)
-    return emit(render(bench(args.repeat)), args.markdown)
+    return emit(render(bench(args.repeat), bench_yolov8(args.repeat)), args.markdown)
 
 
 if __name__ == "__main__":

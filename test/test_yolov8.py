@@ -69,23 +69,35 @@ def generated_heads(meta: ModelMeta, rng: np.random.Generator, k: int) -> list[n
     return [np.clip(np.round(head * 2.0 ** fp), -128, 127).astype(np.int8)[None] for head, fp in heads]
 
 
-def ultralytics_detections(ultra, meta: ModelMeta, heads: list[np.ndarray], fix_points, config: PostprocessConfig):
-    """Ultralytics' own path on the dequantised heads: Detect's decode (DFL, dist2bbox with make_anchors' cell
-    centres, × stride, class sigmoid) and its non_max_suppression; boxes xyxy in input pixels."""
-    import torch
+class UltralyticsPost:
+    """Ultralytics' own path on dequantised heads: Detect's decode (DFL, dist2bbox with make_anchors' cell
+    centres, × stride, class sigmoid) and its non_max_suppression; boxes xyxy in input pixels. The head module is
+    built once (its convs are not used: only the decode after them)."""
 
-    detect = ultra.Detect(nc=meta.num_classes, reg_max=meta.reg_max, ch=(16, 32, 64)).eval()
-    detect.stride = torch.tensor([float(s) for s in STRIDES])
-    boxes, scores, feats = [], [], []
-    for head, fp in zip(heads, fix_points):
-        t = torch.from_numpy(head.astype(np.float32) * 2.0 ** -fp).permute(0, 3, 1, 2)  # NCHW
-        boxes.append(t[:, :4 * meta.reg_max].flatten(2))
-        scores.append(t[:, 4 * meta.reg_max:].flatten(2))
-        feats.append(t[:, :1])
-    with torch.no_grad():
-        y = detect._inference({"boxes": torch.cat(boxes, 2), "scores": torch.cat(scores, 2), "feats": feats})
-        out = ultra.nms(y, config.conf_threshold, config.iou_threshold, max_det=config.max_detections)[0]
-    return out.numpy().astype(np.float64)
+    def __init__(self, ultra, meta: ModelMeta) -> None:
+        import torch
+
+        self.ultra, self.meta, self.torch = ultra, meta, torch
+        self.detect = ultra.Detect(nc=meta.num_classes, reg_max=meta.reg_max, ch=(16, 32, 64)).eval()
+        self.detect.stride = torch.tensor([float(s) for s in STRIDES])
+
+    def __call__(self, heads: list[np.ndarray], fix_points, config: PostprocessConfig) -> np.ndarray:
+        torch, box = self.torch, 4 * self.meta.reg_max
+        boxes, scores, feats = [], [], []
+        for head, fp in zip(heads, fix_points):
+            t = torch.from_numpy(head.astype(np.float32) * np.float32(2.0 ** -fp)).permute(0, 3, 1, 2)  # NCHW
+            boxes.append(t[:, :box].flatten(2))
+            scores.append(t[:, box:].flatten(2))
+            feats.append(t[:, :1])
+        with torch.no_grad():
+            y = self.detect._inference({"boxes": torch.cat(boxes, 2), "scores": torch.cat(scores, 2), "feats": feats})
+            out = self.ultra.nms(y, config.conf_threshold, config.iou_threshold, max_det=config.max_detections)[0]
+        return out.numpy().astype(np.float64)
+
+
+def ultralytics_detections(ultra, meta: ModelMeta, heads: list[np.ndarray], fix_points, config: PostprocessConfig):
+    """``UltralyticsPost`` once."""
+    return UltralyticsPost(ultra, meta)(heads, fix_points, config)
 
 
 def _by_box(xyxy, score, cls):
