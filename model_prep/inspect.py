@@ -74,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             problems.append(str(e))
         else:
-            levels = match_heads([t.shape for t in info.outputs], meta)
-            by_level = {lv: t.fix_point for lv, t in zip(levels, info.outputs)}
-            fixed = meta.with_fix_points(info.inputs[0].fix_point, [by_level[lv] for lv in range(len(meta.strides))])
-            print(f"outputs → strides {[meta.strides[lv] for lv in levels]}; fix points: input "
-                  f"{fixed.input_fix_point}, outputs by stride {list(fixed.output_fix_points)}")
+            heads = match_heads([t.shape for t in info.outputs], meta, [t.name for t in info.outputs])
+            by_head = {head: t.fix_point for head, t in zip(heads, info.outputs)}
+            fixed = meta.with_fix_points(info.inputs[0].fix_point, [by_head[h] for h in range(len(heads))])
+            order = "head (box, classes of each stride)" if meta.split_heads else "stride"
+            print(f"outputs → strides {[meta.strides[meta.head_level(h)] for h in heads]}; fix points: input "
+                  f"{fixed.input_fix_point}, outputs by {order} {list(fixed.output_fix_points)}")
             if args.write:
                 save_meta(fixed, args.meta)
                 print(f"wrote the fix points into {args.meta}")

@@ -31,7 +31,7 @@ def test_names_as_mapping_and_nested_anchors():
     ({"input_size": [640, 630]}, "divisible"),
     ({"input_size": [640]}, "input_size"),
     ({"strides": [8, 8, 32]}, "distinct"),
-    ({"output_fix_points": [3, 3]}, "2 output_fix_points for 3 strides"),
+    ({"output_fix_points": [3, 3]}, "2 output_fix_points for 3 output heads: give one per head .one per stride."),
     ({"input_fix_point": 40}, "input_fix_point"),
     ({"names": []}, "names"),
     ({"anchors": [[10, 13, 16], [1, 2], [3, 4]]}, "anchors row 0"),

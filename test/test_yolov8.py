@@ -303,3 +303,46 @@ def test_yolov5_dpu_detect_runs_a_yolov8_model_through_its_metadata_alone(ultra,
             matched += bool(len(ours)) and float((inter / np.maximum(union - inter, 1e-9)).max()) >= 0.9
     print(f"int8 heads: {matched} of {total} float detections matched at IoU >= 0.9")
     assert total > 0 and matched / total > 0.8, (matched, total)
+
+
+def _split(meta: ModelMeta, heads: list[np.ndarray], box_fp: int, cls_fp: int):
+    """The heads as two outputs per stride (box bins, class logits), each requantised with its own fix point."""
+    box = 4 * meta.reg_max
+    out = []
+    for head, fp in zip(heads, meta.output_fix_points):
+        value = head.astype(np.float32) * 2.0 ** -fp
+        out += [np.clip(np.round(value[..., :box] * 2.0 ** box_fp), -128, 127).astype(np.int8),
+                np.clip(np.round(value[..., box:] * 2.0 ** cls_fp), -128, 127).astype(np.int8)]
+    return out
+
+
+def test_split_heads_carry_their_own_fix_points_and_are_matched_by_shape_and_name(ultra):
+    """Two outputs per stride (box bins at fix point 2, class logits at 5), handed over in VART's name order, not
+    the head order: matched by shape, or by name where 64 classes make both parts (1, H, W, 64); detections equal
+    Ultralytics' on the same dequantised parts."""
+    for nc in (80, 64):
+        meta = yolov8_meta(nc)
+        split = meta_from_dict({**meta.to_dict(), "split_heads": True, "output_fix_points": [2, 5] * 3})
+        assert split.head_shapes[:2] == ((1, 80, 80, 64), (1, 80, 80, nc)) and len(split.head_shapes) == 6
+        heads = _split(meta, generated_heads(meta, np.random.default_rng(nc), 40), 2, 5)
+        names = [f"p{s}_{part}" for s in STRIDES for part in ("cv2_box", "cv3_cls")]
+        order = sorted(range(6), key=names.__getitem__)[::-1]  # another order than the heads'
+        outputs, fix_points = [heads[i] for i in order], [split.output_fix_points[i] for i in order]
+        post = Postprocessor(split, [h.shape for h in outputs], fix_points, [names[i] for i in order])
+        config = PostprocessConfig()
+        ours = select(post.candidates(outputs, config.conf_threshold), config)
+        theirs = UltralyticsPost(ultra, meta)([np.concatenate((heads[2 * lv].astype(np.float32) * 2.0 ** -2,
+                                                                heads[2 * lv + 1].astype(np.float32) * 2.0 ** -5),
+                                                               axis=-1) for lv in range(3)], [0, 0, 0], config)
+        assert len(ours) == len(theirs) >= 20
+        a = _by_box(ours.xyxy.astype(np.float64), ours.score.astype(np.float64), ours.class_id)
+        b = _by_box(theirs[:, :4], theirs[:, 4], theirs[:, 5].astype(np.int32))
+        np.testing.assert_allclose(a[0], b[0], atol=2e-3)
+        np.testing.assert_array_equal(a[2], b[2])
+    with pytest.raises(ValueError, match="may be a box or a class output .64 classes = 4 x 16 box bins.: its name"):
+        Postprocessor(split, [h.shape for h in outputs], fix_points, [f"out{i}" for i in range(6)])
+    with pytest.raises(ValueError, match="'split_heads' is for a family without objectness"):
+        meta_from_dict({"input_size": [64, 64], "strides": [32], "anchors": [[10, 13]], "names": ["a"],
+                        "input_fix_point": 7, "split_heads": True})
+    with pytest.raises(ValueError, match=r"3 output_fix_points for 6 output heads: give one per head \(box, then"):
+        meta_from_dict({**split.to_dict(), "output_fix_points": [2, 2, 2]})

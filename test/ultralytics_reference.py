@@ -10,6 +10,7 @@ Ultralytics' settings at a temporary folder. Nothing here is shipped or used out
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -22,7 +23,9 @@ def load() -> types.SimpleNamespace:
     """Ultralytics' DetectionModel, Detect and non_max_suppression; ImportError when it is not installed."""
     if importlib.util.find_spec("ultralytics") is None:
         raise ImportError("ultralytics is not installed: pip install --no-deps ultralytics")
-    if importlib.util.find_spec("torchvision") is None:
+    try:
+        importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:  # (the YOLOv5 reference's stand-in module has no metadata)
         site = Path(tempfile.mkdtemp(prefix="torchvision-metadata-"))
         (site / "torchvision-0.28.0.dist-info").mkdir()
         (site / "torchvision-0.28.0.dist-info" / "METADATA").write_text(

@@ -219,7 +219,7 @@ class DpuBackend:
         outputs = tuple(_spec(t) for t in runner.get_output_tensors())
         if len(inputs) != 1:
             raise ValueError(f"the DPU runner has {len(inputs)} inputs; a YOLO detector has one")
-        match_heads([t.shape for t in outputs], meta)
+        match_heads([t.shape for t in outputs], meta, [t.name for t in outputs])
         self._runner: Any = runner
         self._runtime, self._meta = runtime, meta
         self.input_spec = inputs[0]

@@ -87,10 +87,10 @@ class OnnxBackend:
                 f"{path}: outputs {[(o.name, o.shape) for o in outputs]} are not raw NCHW heads with fixed "
                 "shapes: export with model_prep/export_onnx.py, which makes Detect return the raw conv outputs"
             )
-        levels = match_heads(shapes, meta)
+        heads = match_heads(shapes, meta, [o.name for o in outputs])
         self.input_spec = TensorSpec(inputs[0].name, (1, h, w, 3), meta.input_fix_point)
         self.output_specs = tuple(
-            TensorSpec(o.name, shape, fix_points[lv]) for o, shape, lv in zip(outputs, shapes, levels)
+            TensorSpec(o.name, shape, fix_points[head]) for o, shape, head in zip(outputs, shapes, heads)
         )
         self._output_names = [o.name for o in outputs]
         self._input_scale = np.float32(2.0**-meta.input_fix_point)

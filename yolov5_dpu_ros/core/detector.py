@@ -47,7 +47,8 @@ class Detector:
         self._preprocess = Preprocessor(meta.input_hw, backend.input_spec.fix_point, family(meta.family).contract)
         self._outputs = allocate_outputs(backend.output_specs)
         self._postprocess = Postprocessor(
-            meta, [s.shape for s in backend.output_specs], [s.fix_point for s in backend.output_specs]
+            meta, [s.shape for s in backend.output_specs], [s.fix_point for s in backend.output_specs],
+            [s.name for s in backend.output_specs],
         )
 
     def worker(self) -> Detector:

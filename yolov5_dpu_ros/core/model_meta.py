@@ -12,9 +12,11 @@ One YAML file sits beside the model (xmodel or ONNX)::
       - [116, 90, 156, 198, 373, 326]
     names: [person, bicycle, ...]   # or {0: person, 1: bicycle, ...}
     input_fix_point: 6              # int8 input = round(pixel / 255 * 2**input_fix_point)
-    output_fix_points: [3, 3, 4]    # optional, one per stride: float = int8 * 2**-fix_point
+    output_fix_points: [3, 3, 4]    # optional, one per output head: float = int8 * 2**-fix_point
     activation: relu                # optional, recorded by model_prep: relu or leakyrelu (slope 26/256)
     reg_max: 16                     # yolov8 only (default 16): distribution bins per box side
+    split_heads: false              # yolov8 only: two outputs per stride, box bins then class logits, each with
+                                    # its own fix point (output_fix_points: box, classes of stride 8, then 16, ...)
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from yolov5_dpu_ros.core.families import DEFAULT_FAMILY, family
 FIX_POINT_RANGE = range(-16, 17)
 DEFAULT_REG_MAX = 16
 MAX_REG_MAX = 64
+BOX_NAMES = ("cv2", "box")  # what an output's name holds when it is a YOLOv8 head's box part (Ultralytics' module,
+CLASS_NAMES = ("cv3", "cls")  # kept in exported and compiled tensor names) or its class part
 MAX_INPUT_SIDE = 8192
 ACTIVATIONS = ("relu", "leakyrelu")
 
@@ -49,6 +53,7 @@ class ModelMeta:
     activation: str | None = None
     family: str = DEFAULT_FAMILY
     reg_max: int = DEFAULT_REG_MAX  # distribution bins per box side, for a family with a DFL head
+    split_heads: bool = False  # two outputs per stride (box, classes), for a family without objectness
 
     @property
     def num_classes(self) -> int:
@@ -63,14 +68,27 @@ class ModelMeta:
         """Channels of each raw head: anchors x (box + objectness, where the family has it, + classes)."""
         return self.num_anchors * family(self.family).row_channels(self.num_classes, self.reg_max)
 
+    @property
+    def parts(self) -> tuple[int, ...]:
+        """Channels of each output of one stride: the whole row, or (box, classes) with split heads."""
+        fam = family(self.family)
+        if self.split_heads:
+            return (self.num_anchors * fam.box_channels(self.reg_max), self.num_anchors * self.num_classes)
+        return (self.channels_per_head,)
+
     def head_shape(self, level: int) -> tuple[int, int, int, int]:
-        """NHWC shape of the raw output of one stride level."""
+        """NHWC shape of the raw output of one stride level (its whole row)."""
         s = self.strides[level]
         return (1, self.input_hw[0] // s, self.input_hw[1] // s, self.channels_per_head)
 
     @property
     def head_shapes(self) -> tuple[tuple[int, int, int, int], ...]:
-        return tuple(self.head_shape(i) for i in range(len(self.strides)))
+        """NHWC shapes of every output head, in head order: by stride, and within a stride box before classes."""
+        return tuple((1, self.input_hw[0] // s, self.input_hw[1] // s, c) for s in self.strides for c in self.parts)
+
+    def head_level(self, head: int) -> int:
+        """The stride level of an output head (an index into ``head_shapes``)."""
+        return head // len(self.parts)
 
     def anchors_array(self) -> np.ndarray:
         """Anchors in pixels as a (levels, anchors, 2) float32 array."""
@@ -97,6 +115,8 @@ class ModelMeta:
             d["activation"] = self.activation
         if family(self.family).dfl:
             d["reg_max"] = self.reg_max
+        if self.split_heads:
+            d["split_heads"] = True
         return d
 
 
@@ -202,8 +222,16 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
             errors.append(f"input_size {size} must be divisible by every stride {strides}")
     if strides is not None and anchors is not None and len(anchors) != len(strides):
         errors.append(f"{len(anchors)} anchor rows for {len(strides)} strides: give one row per stride")
-    if strides is not None and out_fps is not None and len(out_fps) != len(strides):
-        errors.append(f"{len(out_fps)} output_fix_points for {len(strides)} strides: give one per stride")
+    split = d.get("split_heads", False)
+    if not isinstance(split, bool):
+        errors.append(f"'split_heads' must be true or false, got {split!r}")
+        split = False
+    elif split and fam.objectness:
+        errors.append(f"'split_heads' is for a family without objectness (yolov8), not {fam.name}")
+    heads = None if strides is None else len(strides) * (2 if split else 1)
+    if heads is not None and out_fps is not None and len(out_fps) != heads:
+        errors.append(f"{len(out_fps)} output_fix_points for {heads} output heads: give one per head"
+                      + (" (box, then classes, of each stride)" if split else " (one per stride)"))
     activation = d.get("activation")
     if activation is not None and activation not in ACTIVATIONS:
         errors.append(f"'activation' must be one of {list(ACTIVATIONS)}, got {activation!r}")
@@ -227,6 +255,7 @@ def meta_from_dict(d: Any, source: str = "model metadata") -> ModelMeta:
         activation=activation,
         family=fam.name,
         reg_max=reg_max,
+        split_heads=split,
     )
 
 
@@ -263,25 +292,41 @@ def save_meta(meta: ModelMeta, path: str | Path) -> None:
 def _row_text(meta: ModelMeta) -> str:
     fam = family(meta.family)
     box = f"4 x {meta.reg_max} box bins" if fam.dfl else "4 box"
+    if meta.split_heads:
+        return f"{box}, and {meta.num_classes} classes in an output of their own"
     return f"{box}{' + 1 objectness' if fam.objectness else ''} + {meta.num_classes} classes"
 
 
-def match_heads(shapes: Sequence[Sequence[int]], meta: ModelMeta) -> tuple[int, ...]:
-    """Stride level of each output, found by its NHWC shape; outputs may come in any order."""
-    expected = {shape: level for level, shape in enumerate(meta.head_shapes)}
+def match_heads(shapes: Sequence[Sequence[int]], meta: ModelMeta, names: Sequence[str] | None = None
+                ) -> tuple[int, ...]:
+    """The head (index into ``meta.head_shapes``) of each output, found by its NHWC shape; outputs may come in any
+    order. Where a stride's box and class outputs have the same shape (YOLOv8 with 64 classes and reg_max 16),
+    their names decide (``BOX_NAMES`` / ``CLASS_NAMES``), never their position."""
+    expected = meta.head_shapes
     if len(shapes) != len(expected):
         raise ValueError(
             f"the model has {len(shapes)} outputs but the metadata describes {len(expected)} heads "
             f"(strides {list(meta.strides)}): use the metadata written for this model"
         )
-    levels = []
-    for shape in shapes:
-        level = expected.get(tuple(int(v) for v in shape))  # type: ignore[arg-type]
-        if level is None or level in levels:
+    heads: list[int] = []
+    for i, shape in enumerate(shapes):
+        shape = tuple(int(v) for v in shape)
+        candidates = [h for h, s in enumerate(expected) if s == shape and h not in heads]
+        if len(candidates) > 1:
+            name = (names[i] if names is not None else "").lower()
+            role = 0 if any(n in name for n in BOX_NAMES) else 1 if any(n in name for n in CLASS_NAMES) else None
+            if role is None:
+                raise ValueError(
+                    f"model output {names[i] if names is not None else i} of shape {shape} may be a box or a class "
+                    f"output ({meta.num_classes} classes = 4 x {meta.reg_max} box bins): its name must hold "
+                    f"{' or '.join(BOX_NAMES)} (box) or {' or '.join(CLASS_NAMES)} (classes); export with model_prep"
+                )
+            candidates = [h for h in candidates if h % len(meta.parts) == role]
+        if not candidates:
             raise ValueError(
-                f"model output of shape {tuple(shape)} matches no head the metadata expects "
-                f"{list(meta.head_shapes)} (NHWC: input {meta.input_hw} / stride, {meta.num_anchors} anchors x "
+                f"model output of shape {shape} matches no head the metadata expects "
+                f"{list(expected)} (NHWC: input {meta.input_hw} / stride, {meta.num_anchors} anchors x "
                 f"({_row_text(meta)})): the metadata does not belong to this model"
             )
-        levels.append(level)
-    return tuple(levels)
+        heads.append(candidates[0])
+    return tuple(heads)

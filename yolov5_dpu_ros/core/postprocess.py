@@ -197,65 +197,86 @@ def select(rows: np.ndarray, config: PostprocessConfig) -> Detections:
 
 
 @dataclass(frozen=True)
-class _Head:
-    """Per-row constants of one head in NHWC row order (y, x, anchor), computed once."""
+class _Level:
+    """Per-row constants of one stride level in NHWC row order (y, x, anchor), computed once, and its outputs:
+    one (the whole row) or, with split heads, the box part and the class part."""
 
+    outputs: tuple[int, ...]  # indices into the frame's outputs, in part order
     stride: float
-    fix_point: int | None  # None for float heads
+    scales: tuple[float, ...] | None  # 2**-fix_point of each part; None for float heads
+    threshold_fix_point: int | None  # the fix point of the output holding the scores
     rank: np.ndarray  # (rows,) YOLOv5's anchor-major position of each row, for its tie order
     cell_anchor: np.ndarray  # (rows, 4) float32: cell x, cell y, anchor w, anchor h (pixels)
 
     @classmethod
-    def build(cls, shape: Sequence[int], stride: float, anchors: np.ndarray, fix_point: int | None) -> _Head:
+    def build(cls, outputs: tuple[int, ...], shape: Sequence[int], stride: float, anchors: np.ndarray,
+              fix_points: tuple[int, ...] | None) -> _Level:
         _, h, w, _ = shape
         na = len(anchors)
         y, x, a = np.meshgrid(np.arange(h), np.arange(w), np.arange(na), indexing="ij")
         rank = (a * (h * w) + y * w + x).ravel().astype(np.min_scalar_type(h * w * na))  # small ints sort by radix
         cell_anchor = np.column_stack((x.ravel(), y.ravel(), anchors[a.ravel()])).astype(np.float32)
-        return cls(stride, fix_point, rank, cell_anchor)
+        scales = None if fix_points is None else tuple(2.0**-fp for fp in fix_points)
+        return cls(outputs, stride, scales, None if fix_points is None else fix_points[-1], rank, cell_anchor)
 
 
 class Postprocessor:
     """Turns one frame's raw outputs into Detections; outputs may come in any order.
 
-    ``fix_points`` gives one fix point per output for int8 heads, or None for float heads.
+    ``fix_points`` gives one fix point per output for int8 heads, or None for float heads; ``output_names``
+    decides a YOLOv8 stride's box and class outputs where their shapes cannot (``match_heads``).
     """
 
     def __init__(self, meta: ModelMeta, output_shapes: Sequence[Sequence[int]],
-                 fix_points: Sequence[int] | None) -> None:
-        levels = match_heads(output_shapes, meta)
+                 fix_points: Sequence[int] | None, output_names: Sequence[str] | None = None) -> None:
+        heads = match_heads(output_shapes, meta, output_names)
         anchors = meta.anchors_array()
         fam = family(meta.family)
         self.meta = meta
         self._boxes, self._objectness = fam.boxes, fam.objectness
         self._box_channels = fam.box_channels(meta.reg_max)
+        self._parts = tuple(c // meta.num_anchors for c in meta.parts)  # channels of one anchor's row, per part
         self.no = fam.row_channels(meta.num_classes, meta.reg_max)
-        # visit outputs in stride order, as YOLOv5 concatenates them (this fixes the order of score ties)
-        self._order = tuple(sorted(range(len(levels)), key=levels.__getitem__))
-        self._heads = tuple(
-            _Head.build(output_shapes[i], float(meta.strides[levels[i]]), anchors[levels[i]],
-                        None if fix_points is None else int(fix_points[i]))
-            for i in self._order
+        # visit levels in stride order, as YOLOv5 concatenates them (this fixes the order of score ties), and each
+        # level's outputs in part order (box, classes)
+        by_head = sorted(range(len(heads)), key=heads.__getitem__)
+        levels = [tuple(by_head[i:i + len(self._parts)]) for i in range(0, len(by_head), len(self._parts))]
+        self._levels = tuple(
+            _Level.build(outs, output_shapes[outs[0]], float(meta.strides[meta.head_level(heads[outs[0]])]),
+                         anchors[meta.head_level(heads[outs[0]])],
+                         None if fix_points is None else tuple(int(fix_points[i]) for i in outs))
+            for outs in levels
         )
-        self._per_head = np.array(
-            [[1.0 if h.fix_point is None else 2.0**-h.fix_point, h.stride] for h in self._heads], np.float32)
+
+    def _rows(self, outputs: Sequence[np.ndarray], level: _Level) -> tuple[np.ndarray, ...]:
+        """The level's outputs as (rows, channels) views, in part order."""
+        return tuple(outputs[i].reshape(-1, c) for i, c in zip(level.outputs, self._parts))
 
     def candidates(self, outputs: Sequence[np.ndarray], conf_threshold: float) -> np.ndarray:
         """Decoded rows (N, 7) of every anchor whose raw objectness (or best class logit) may pass the threshold."""
-        picked = []
-        box = self._box_channels
-        for i, head in zip(self._order, self._heads):
-            flat = outputs[i].reshape(-1, self.no)
-            score = flat[:, box] if self._objectness else flat[:, box:].max(axis=1)
-            idx = np.flatnonzero(score >= raw_objectness_threshold(conf_threshold, head.fix_point))
-            picked.append(idx[np.argsort(head.rank[idx], kind="stable")])
+        box, split = self._box_channels, len(self._parts) > 1
+        picked, raws, scales = [], [], []
+        for level in self._levels:
+            parts = self._rows(outputs, level)
+            scores = parts[-1][:, 0 if split else box] if self._objectness else \
+                parts[-1][:, 0 if split else box:].max(axis=1)
+            idx = np.flatnonzero(scores >= raw_objectness_threshold(conf_threshold, level.threshold_fix_point))
+            idx = idx[np.argsort(level.rank[idx], kind="stable")]
+            picked.append(idx)
+            if split:  # parts with their own fix points: dequantised here, so the decode scales by 1
+                raws.append(np.concatenate([np.multiply(part[idx], s, dtype=np.float32) for part, s in
+                                            zip(parts, level.scales or (1.0,) * len(parts))], axis=1))
+            else:
+                raws.append(parts[0][idx])
+            scales.append(1.0 if split or level.scales is None else level.scales[0])
         counts = [len(idx) for idx in picked]
         if not sum(counts):
             return np.zeros((0, 7), np.float32)
-        raw = np.concatenate([outputs[i].reshape(-1, self.no)[idx] for i, idx in zip(self._order, picked)])
-        consts = np.concatenate([h.cell_anchor[idx] for h, idx in zip(self._heads, picked)])
-        scale, stride = np.repeat(self._per_head, counts, axis=0).T
-        return decode_rows(raw, scale[:, None], consts[:, :2], consts[:, 2:], stride[:, None], self._boxes,
+        raw = np.concatenate(raws)
+        consts = np.concatenate([level.cell_anchor[idx] for level, idx in zip(self._levels, picked)])
+        per_row = np.repeat(np.array([[sc, lv.stride] for sc, lv in zip(scales, self._levels)], np.float32),
+                            counts, axis=0)
+        return decode_rows(raw, per_row[:, :1], consts[:, :2], consts[:, 2:], per_row[:, 1:], self._boxes,
                            box, self._objectness)
 
     def __call__(self, outputs: Sequence[np.ndarray], letterbox: Letterbox,

@@ -84,7 +84,7 @@ def check_tensors(info: XmodelInfo, meta: ModelMeta) -> None:
     if len(info.inputs) != 1 or info.inputs[0].shape != expected_in:
         raise ValueError(f"{info.path}: input tensors {[t.shape for t in info.inputs]}, the metadata expects one "
                          f"{expected_in} (NHWC): use the metadata written for this model")
-    match_heads([t.shape for t in info.outputs], meta)
+    match_heads([t.shape for t in info.outputs], meta, [t.name for t in info.outputs])
 
 
 def check_name(xmodel: str | Path) -> Path:
