@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=300, help="labelled images evaluated")
     parser.add_argument("--rule", choices=RULES, default="mse", help="fix point rule (default mse)")
     args = parser.parse_args(argv)
+    if args.family != "yolov5":
+        raise SystemExit("dpu_sim emulates YOLOv5 models (their Conv, Bottleneck and Concat points); for a YOLOv8 "
+                         "model, compare the float and int8 heads with export_onnx's metadata and yolov5-dpu detect")
     import torch
 
     hw = input_hw(args)

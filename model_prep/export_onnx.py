@@ -18,7 +18,7 @@ import numpy as np
 
 from model_prep import yolov5_model as ym
 from model_prep.calibrate import RULES, calibrate_heads, choose_fix_point, float_input
-from model_prep.prepare import add_source_arguments, class_names, input_hw, load_dpu_model
+from model_prep.prepare import add_source_arguments, input_hw, load_dpu_model, output_names, prepared_meta
 from yolov5_dpu_ros.core.model_meta import save_meta
 from yolov5_dpu_ros.core.preprocess import Preprocessor
 from yolov5_dpu_ros.core.sources import iter_frames, resolve_source
@@ -60,12 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("export_onnx checks the exported model with onnxruntime: pip install onnxruntime") from e
     hw = input_hw(args)
     images = calibration_images(args.calib, args.calib_count)
-    model, yolo = load_dpu_model(args)
-    ym.export_raw_onnx(model, hw, args.out)
+    model, modules = load_dpu_model(args)
+    ym.export_raw_onnx(model, hw, args.out, output_names(model, modules, args))
     session = ort.InferenceSession(str(args.out), providers=["CPUExecutionProvider"])
     fps = calibrate_heads(lambda x: session.run(None, {"images": x}), images, hw, args.rule)
-    meta = ym.model_meta(model, yolo, hw, class_names(args), activation=ym.model_activation(model)).with_fix_points(
-        input_fix_point(images, hw, args.rule), fps)
+    meta = prepared_meta(model, modules, args, hw).with_fix_points(input_fix_point(images, hw, args.rule), fps)
     save_meta(meta, args.out.with_suffix(".yaml"))
     print(f"wrote {args.out} and {args.out.with_suffix('.yaml')}: input fix point {meta.input_fix_point}, "
           f"output fix points {list(fps)} ({args.rule} over {len(images)} images)")

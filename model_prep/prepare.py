@@ -1,8 +1,9 @@
-"""prepare: a YOLOv5 yaml or checkpoint → DPU-ready (ReLU, raw heads) + the model metadata YAML.
+"""prepare: a YOLOv5 or Ultralytics YOLOv8 yaml or checkpoint → DPU-ready (ReLU, raw heads) + the model metadata.
 
     python -m model_prep.prepare --cfg yolov5n.yaml --nc 5 --img 320 --out-cfg yolov5n_relu.yaml \\
         --out-meta shapes.yaml --names circle square triangle star cross
     python -m model_prep.prepare --weights best.pt --img 320 --out-meta shapes.yaml
+    python -m model_prep.prepare --family yolov8 --weights best.pt --img 640 --out-meta yolov8n.yaml [--split-heads]
 
 With --cfg it writes the training yaml with ``activation: nn.ReLU()`` (the key YOLOv5 reads;
 ``act:`` is ignored and leaves SiLU), or with ``--activation leakyrelu`` the DPU's own
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from model_prep import ultralytics_model as um
 from model_prep import yolov5_model as ym
 from yolov5_dpu_ros.core.model_meta import save_meta
 
@@ -27,8 +29,12 @@ from yolov5_dpu_ros.core.model_meta import save_meta
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the model comes from: --cfg or --weights, the YOLOv5 code, input size, class names."""
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--cfg", type=Path, help="YOLOv5 model yaml (built with ReLU, random init)")
-    src.add_argument("--weights", type=Path, help="YOLOv5 train.py checkpoint (best.pt) of a ReLU model")
+    src.add_argument("--cfg", type=Path, help="model yaml (built with ReLU, random init)")
+    src.add_argument("--weights", type=Path, help="train.py checkpoint (best.pt) of a ReLU model")
+    parser.add_argument("--family", choices=("yolov5", "yolov8"), default="yolov5",
+                        help="yolov5 (the yolov5 package or --yolov5-dir) or yolov8 (Ultralytics); default yolov5")
+    parser.add_argument("--split-heads", action="store_true",
+                        help="yolov8: two outputs per stride (box bins, class logits), each with its own fix point")
     parser.add_argument("--img", type=int, nargs="+", default=[640], help="model input size: S or H W")
     parser.add_argument("--nc", type=int, help="number of classes (with --cfg)")
     parser.add_argument("--names", nargs="+", help="class names (default: the checkpoint's, or --data's)")
@@ -59,7 +65,18 @@ def class_names(args: argparse.Namespace) -> list[str] | None:
 
 
 def load_dpu_model(args: argparse.Namespace):
-    """(model with raw heads, yolo modules): built from --cfg with ReLU, or loaded from --weights; checked."""
+    """(model with raw heads, its family's modules): built from --cfg with ReLU, or loaded from --weights;
+    checked."""
+    if args.split_heads and args.family != "yolov8":
+        raise SystemExit("--split-heads is for --family yolov8 (a head without objectness)")
+    if args.family == "yolov8":
+        ultra = um.ultralytics_modules()
+        model = (um.build_model(args.cfg, ultra, args.nc, ym.ACTIVATIONS[args.activation]) if args.cfg is not None
+                 else um.load_checkpoint(args.weights, ultra))
+        um.detect_layer(model, ultra)
+        ym.check_dpu_activations(model)
+        um.use_raw_heads(model, ultra, args.split_heads)
+        return model, ultra
     yolo = ym.yolov5_modules(args.yolov5_dir)
     if args.cfg is not None:
         model = ym.build_model(args.cfg, yolo, nc=args.nc, activation=ym.ACTIVATIONS[args.activation])
@@ -70,6 +87,19 @@ def load_dpu_model(args: argparse.Namespace):
     return model, yolo
 
 
+def prepared_meta(model, modules, args: argparse.Namespace, hw: tuple[int, int]):
+    """The metadata of a model ``load_dpu_model`` gave, by its family."""
+    activation = ym.model_activation(model)
+    if args.family == "yolov8":
+        return um.model_meta(model, modules, hw, class_names(args), activation=activation, split=args.split_heads)
+    return ym.model_meta(model, modules, hw, class_names(args), activation=activation)
+
+
+def output_names(model, modules, args: argparse.Namespace) -> list[str] | None:
+    """The raw outputs' names for the ONNX export (None: the YOLOv5 default, one per stride)."""
+    return um.output_names(model, modules, args.split_heads) if args.family == "yolov8" else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_prep.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-cfg", type=Path, help="with --cfg: the ReLU training yaml to write")
     args = parser.parse_args(argv)
     hw = input_hw(args)
-    model, yolo = load_dpu_model(args)
-    meta = ym.model_meta(model, yolo, hw, class_names(args), activation=ym.model_activation(model))
+    model, modules = load_dpu_model(args)
+    meta = prepared_meta(model, modules, args, hw)
     save_meta(meta, args.out_meta)
     print(f"checked: {meta.activation} only, no SiLU/Hardswish/Sigmoid; Detect returns {len(meta.strides)} raw heads "
           f"{[list(s) for s in meta.head_shapes]} (NHWC)")
     print(f"wrote {args.out_meta}: input {hw}, strides {list(meta.strides)}, {meta.num_classes} classes")
-    if args.cfg is not None and args.out_cfg is not None:
+    if args.cfg is not None and args.out_cfg is not None and args.family == "yolov5":
         d = ym.load_model_yaml(args.cfg)
         d.pop("act", None)
         d["activation"] = ym.ACTIVATIONS[args.activation]

@@ -186,11 +186,13 @@ def model_meta(model, yolo: types.SimpleNamespace, input_hw: tuple[int, int], na
     )
 
 
-def export_raw_onnx(model, input_hw: tuple[int, int], path: str | Path, opset: int = 13) -> list[str]:
-    """Export the raw-head model to ONNX with a fixed 1x3xHxW float input; returns output names."""
+def export_raw_onnx(model, input_hw: tuple[int, int], path: str | Path, names: list[str] | None = None,
+                    opset: int = 13) -> list[str]:
+    """Export the raw-head model to ONNX with a fixed 1x3xHxW float input; returns output names (default: one per
+    stride, p8, p16, ...)."""
     torch = _torch()
     head = model.model[-1]
-    names = [f"p{int(s)}" for s in head.stride.tolist()]
+    names = names or [f"p{int(s)}" for s in head.stride.tolist()]
     dummy = torch.zeros(1, 3, *input_hw)
     with torch.no_grad():
         torch.onnx.export(model, dummy, str(path), input_names=["images"], output_names=names,

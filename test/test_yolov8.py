@@ -346,3 +346,41 @@ def test_split_heads_carry_their_own_fix_points_and_are_matched_by_shape_and_nam
                         "input_fix_point": 7, "split_heads": True})
     with pytest.raises(ValueError, match=r"3 output_fix_points for 6 output heads: give one per head \(box, then"):
         meta_from_dict({**split.to_dict(), "output_fix_points": [2, 2, 2]})
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_model_prep_makes_a_raw_head_yolov8n_onnx_and_its_metadata(ultra, tmp_path, split):
+    """prepare / export_onnx --family yolov8 from Ultralytics' own yolov8n.yaml: ReLU only, Detect returning each
+    stride's raw box and class convs (one output, or two with --split-heads), metadata family yolov8 with reg_max and
+    fix points per output head; the ONNX runs in the onnx backend, its outputs matched by shape and name."""
+    import onnxruntime as ort
+
+    from model_prep import export_onnx, prepare
+    from yolov5_dpu_ros.backends.onnx import OnnxBackend
+    from yolov5_dpu_ros.core.model_meta import load_meta
+
+    flags = ["--family", "yolov8", "--cfg", "yolov8n.yaml", "--nc", "64", "--img", "320",
+             *(["--split-heads"] if split else [])]
+    assert prepare.main([*flags, "--out-meta", str(tmp_path / "p.yaml")]) == 0
+    meta = load_meta(tmp_path / "p.yaml")
+    assert (meta.family, meta.reg_max, meta.activation, meta.split_heads) == ("yolov8", 16, "relu", split)
+    assert meta.head_shapes[0] == ((1, 40, 40, 64) if split else (1, 40, 40, 128))
+    assert export_onnx.main([*flags, "--calib", str(DEMO_IMAGES), "--calib-count", "3",
+                             "--out", str(tmp_path / "m.onnx")]) == 0
+    meta = load_meta(tmp_path / "m.yaml")
+    assert len(meta.output_fix_points) == (6 if split else 3)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    assert names == ([f"p{s}_{part}" for s in STRIDES for part in ("box", "cls")] if split else ["p8", "p16", "p32"])
+    backend = OnnxBackend(tmp_path / "m.onnx", meta)
+    assert [s.shape for s in backend.output_specs] == list(meta.head_shapes)  # box and class alike: told by name
+
+
+def test_model_prep_refuses_yolo11_and_names_why(ultra, tmp_path):
+    from model_prep import prepare
+
+    with pytest.raises(SystemExit, match=r"attention blocks \(Attention, C2PSA, PSABlock.*several DPU subgraphs"):
+        prepare.main(["--family", "yolov8", "--cfg", "yolo11n.yaml", "--img", "320", "--out-meta",
+                      str(tmp_path / "m.yaml")])
+    with pytest.raises(SystemExit, match="--split-heads is for --family yolov8"):
+        prepare.main(["--cfg", "yolov5n.yaml", "--split-heads", "--out-meta", str(tmp_path / "m.yaml")])
