@@ -467,3 +467,39 @@ def test_settings_are_stored_as_plain_python_values_and_accepted_at_their_bounds
 def test_each_bad_setting_is_refused_naming_it(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PostprocessConfig(**kwargs)
+
+
+def test_sub_pixel_and_empty_boxes_in_nms():
+    """IoU as torchvision computes it at any size: two equal boxes of 0.5 x 0.5 px overlap fully (the second goes);
+    two empty boxes (no area, no union) overlap nothing (both stay)."""
+    xyxy = np.array([[5.0, 5.0, 5.5, 5.5], [5.0, 5.0, 5.5, 5.5], [9.0, 9.0, 9.0, 9.0], [9.0, 9.0, 9.0, 9.0]],
+                    np.float32)
+    kept = nms(xyxy, np.float32([0.9, 0.8, 0.7, 0.6]), np.zeros(4, np.int32), 0.45, 300)
+    assert kept.tolist() == [0, 2, 3]
+
+
+def test_nothing_above_the_threshold_gives_no_candidate_rows():
+    meta = make_meta()
+    post = Postprocessor(meta, meta.head_shapes, [4, 4, 3])
+    quiet = [np.full(shape, -128, np.int8) for shape in meta.head_shapes]
+    assert post.candidates(quiet, 0.25).shape == (0, 7)
+    assert len(post(quiet, letterbox_geometry((480, 640), meta.input_hw), PostprocessConfig())) == 0
+
+
+def test_the_float_path_keeps_a_score_just_above_the_threshold():
+    """Float heads (no fix point): the early rejection's margin never drops a row the exact score test keeps — a
+    YOLOv5 row whose objectness is 5e-4 above logit(conf) with a certain class, a YOLOv8 row whose class logit is."""
+    import math
+
+    logit = math.log(0.25 / 0.75)
+    v5 = meta_from_dict({"input_size": [32, 32], "strides": [32], "anchors": [[10, 13]], "names": ["a"],
+                         "input_fix_point": 7})
+    head = np.full((1, 1, 1, 6), -50.0, np.float32)
+    head[0, 0, 0, :4] = 0.0
+    head[0, 0, 0, 4], head[0, 0, 0, 5] = logit + 5e-4, 40.0
+    assert len(select(Postprocessor(v5, v5.head_shapes, None).candidates([head], 0.25), PostprocessConfig())) == 1
+    v8 = meta_from_dict({"family": "yolov8", "input_size": [32, 32], "strides": [32], "names": ["a"],
+                         "input_fix_point": 7})
+    head = np.zeros((1, 1, 1, 65), np.float32)
+    head[0, 0, 0, 64] = logit + 5e-4
+    assert len(select(Postprocessor(v8, v8.head_shapes, None).candidates([head], 0.25), PostprocessConfig())) == 1

@@ -108,8 +108,8 @@ def _box_iou_pairs(boxes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarra
     iw = np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j])
     ih = np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j])
     inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    union = area[i] + area[j] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    union = area[i] + area[j] - inter  # 0 only for two boxes without area, whose overlap is 0 too: IoU 0
+    return inter / np.maximum(union, np.finfo(union.dtype).tiny)
 
 
 def _x_overlapping_pairs(x_ranges: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
