@@ -503,3 +503,11 @@ def test_the_float_path_keeps_a_score_just_above_the_threshold():
     head = np.zeros((1, 1, 1, 65), np.float32)
     head[0, 0, 0, 64] = logit + 5e-4
     assert len(select(Postprocessor(v8, v8.head_shapes, None).candidates([head], 0.25), PostprocessConfig())) == 1
+
+
+def test_classes_stay_apart_in_nms_even_at_the_edges_of_the_frame():
+    """Class-aware NMS moves each class along x past the others for the sweep: two boxes of different classes
+    covering the whole frame, one starting half a pixel in, overlap by IoU 0.995 and both stay."""
+    xyxy = np.array([[0.0, 0.0, 100.0, 50.0], [0.5, 0.0, 100.0, 50.0]], np.float32)
+    assert nms(xyxy, np.float32([0.9, 0.8]), np.int32([0, 1]), 0.45, 300).tolist() == [0, 1]
+    assert nms(xyxy, np.float32([0.9, 0.8]), np.int32([0, 1]), 0.45, 300, agnostic=True).tolist() == [0]
