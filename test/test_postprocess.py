@@ -511,3 +511,18 @@ def test_classes_stay_apart_in_nms_even_at_the_edges_of_the_frame():
     xyxy = np.array([[0.0, 0.0, 100.0, 50.0], [0.5, 0.0, 100.0, 50.0]], np.float32)
     assert nms(xyxy, np.float32([0.9, 0.8]), np.int32([0, 1]), 0.45, 300).tolist() == [0, 1]
     assert nms(xyxy, np.float32([0.9, 0.8]), np.int32([0, 1]), 0.45, 300, agnostic=True).tolist() == [0]
+
+
+def test_equal_scores_come_out_in_yolov5s_anchor_major_order_on_a_large_grid():
+    """YOLOv5 flattens a head anchor by anchor (view(bs, na, ny, nx, no)): at 640, stride 8, anchor 0 of the last
+    cell (rank 6399) comes before anchor 1 of the first cell (rank 6400), and two equal scores leave in that order
+    (ranks this large need more than float16 to stay apart)."""
+    meta = make_meta(size=(640, 640))
+    heads = [np.full(shape, -128, np.int8) for shape in meta.head_shapes]
+    no = 5 + meta.num_classes
+    for y, x, a in ((79, 79, 0), (0, 0, 1)):
+        row = heads[0][0, y, x, a * no:(a + 1) * no]
+        row[:4], row[4], row[5 + 3] = 0, 64, 64
+    found = select(Postprocessor(meta, meta.head_shapes, [4, 4, 4]).candidates(heads, 0.25), PostprocessConfig())
+    assert len(found) == 2 and found.score[0] == found.score[1]
+    assert found.xyxy[0, 0] > 500 > found.xyxy[1, 0]  # the last cell first, then the first cell
