@@ -526,3 +526,20 @@ def test_equal_scores_come_out_in_yolov5s_anchor_major_order_on_a_large_grid():
     found = select(Postprocessor(meta, meta.head_shapes, [4, 4, 4]).candidates(heads, 0.25), PostprocessConfig())
     assert len(found) == 2 and found.score[0] == found.score[1]
     assert found.xyxy[0, 0] > 500 > found.xyxy[1, 0]  # the last cell first, then the first cell
+
+
+def test_equal_scores_of_different_strides_leave_in_stride_order_whatever_the_output_order():
+    """YOLOv5 concatenates the heads by stride; VART lists outputs by tensor name: two equal scores, one at stride 32
+    and one at stride 8, leave stride 8 first even when the stride-32 output is handed over first."""
+    meta = make_meta()
+    heads = [np.full(shape, -128, np.int8) for shape in meta.head_shapes]
+    no = 5 + meta.num_classes
+    for level in (0, 2):
+        row = heads[level][0, 0, 0, :no]
+        row[:4], row[4], row[5 + 3] = 0, 64, 64
+    reversed_order = heads[::-1]
+    post = Postprocessor(meta, [h.shape for h in reversed_order], [4, 4, 4])
+    found = select(post.candidates(reversed_order, 0.25), PostprocessConfig())
+    assert len(found) == 2 and found.score[0] == found.score[1]
+    widths = (found.xyxy[:, 2] - found.xyxy[:, 0]).tolist()
+    assert widths[0] < widths[1]  # stride 8's small anchor first, then stride 32's large one

@@ -232,7 +232,6 @@ class Postprocessor:
         heads = match_heads(output_shapes, meta, output_names)
         anchors = meta.anchors_array()
         fam = family(meta.family)
-        self.meta = meta
         self._boxes, self._objectness = fam.boxes, fam.objectness
         self._box_channels = fam.box_channels(meta.reg_max)
         self._parts = tuple(c // meta.num_anchors for c in meta.parts)  # channels of one anchor's row, per part
