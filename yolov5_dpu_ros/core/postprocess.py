@@ -235,7 +235,6 @@ class Postprocessor:
         self._boxes, self._objectness = fam.boxes, fam.objectness
         self._box_channels = fam.box_channels(meta.reg_max)
         self._parts = tuple(c // meta.num_anchors for c in meta.parts)  # channels of one anchor's row, per part
-        self.no = fam.row_channels(meta.num_classes, meta.reg_max)
         # visit levels in stride order, as YOLOv5 concatenates them (this fixes the order of score ties), and each
         # level's outputs in part order (box, classes)
         by_head = sorted(range(len(heads)), key=heads.__getitem__)
