@@ -179,3 +179,19 @@ def test_the_input_table_is_the_familys_scale():
     pre = Preprocessor((32, 32), -1, contract)
     pre(image, "bgr8")
     np.testing.assert_array_equal(pre.buffer.view(np.int8)[0], quantization_table(-1, 1.0).view(np.int8)[image])
+
+
+@pytest.mark.parametrize("family_name", ["yolov5", "yolov3", "yolox", "yolov8"])
+def test_a_one_pixel_wide_or_tall_image_keeps_one_pixel(family_name):
+    """A 1 x 1000 strip scaled into 640: its thin side is 0.64 px, kept as one pixel (YOLOv5 rounds it to 1, the
+    truncating families would make it 0), never more."""
+    contract = model_family(family_name).contract
+    assert letterbox_geometry((1000, 1), (640, 640), contract).resized_hw == (640, 1)
+    assert letterbox_geometry((1, 1000), (640, 640), contract).resized_hw == (1, 640)
+
+
+def test_a_non_square_input_is_centred_on_each_axis_by_its_own_size():
+    """The DPU-PYNQ YOLOv3 rule (truncate, centre by integer halves) into a 320 x 640 input: a 480 x 640 image
+    scales by 2/3 to 320 x 426, no rows of padding, 107 columns left."""
+    g = letterbox_geometry((480, 640), (320, 640), model_family("yolov3").contract)
+    assert (g.resized_hw, g.top, g.left) == ((320, 426), 0, 107)
