@@ -54,10 +54,10 @@ ENCODINGS: dict[str, PixelFormat] = {
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Where a source image of ``src_hw`` landed inside the model input of ``dst_hw``."""
+    """Where a source image of ``src_hw`` landed inside the model input: resized to ``resized_hw`` at ``top``,
+    ``left``, scaled by ``gain``."""
 
     src_hw: tuple[int, int]
-    dst_hw: tuple[int, int]
     resized_hw: tuple[int, int]
     top: int
     left: int
@@ -92,7 +92,7 @@ def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int],
     else:
         left = int(round((dst_hw[1] - new_w) / 2 - 0.1))
         top = int(round((dst_hw[0] - new_h) / 2 - 0.1))
-    return Letterbox((h, w), (dst_hw[0], dst_hw[1]), (new_h, new_w), top, left, gain)
+    return Letterbox((h, w), (new_h, new_w), top, left, gain)
 
 
 def quantization_table(fix_point: int, scale: float = 1 / 255) -> np.ndarray:
