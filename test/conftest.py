@@ -58,16 +58,28 @@ def pytest_runtest_setup(item) -> None:
             pytest.importorskip(name, reason=f"{name} is not installed here")
 
 
-@pytest.fixture(scope="session")
-def yolo_ref():
-    """The YOLOv5 reference implementation (skips the test where it is not installed)."""
-    pytest.importorskip("torch")
-    from yolov5_reference import load
+def _reference(module: str):
+    """A reference implementation's ``load()`` from one of the tests' helper modules; skips the test saying why
+    where torch or the reference is not installed."""
+    import importlib
 
+    pytest.importorskip("torch")
     try:
-        return load()
+        return importlib.import_module(module).load()
     except ImportError as e:
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def yolo_ref():
+    """The YOLOv5 reference implementation (yolov5_reference.py)."""
+    return _reference("yolov5_reference")
+
+
+@pytest.fixture(scope="session")
+def ultra():
+    """Ultralytics, the YOLOv8 reference (ultralytics_reference.py)."""
+    return _reference("ultralytics_reference")
 
 
 def random_bgr(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -80,6 +92,21 @@ def random_bgr(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
+def batch_norm_from(model, images) -> None:
+    """Batch-norm statistics of exactly these images (NCHW float), then eval mode: a randomly initialised network's
+    activations then follow its inputs instead of drifting layer by layer."""
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+            m.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        model(images)
+    model.eval()
+
+
 def liven(model, seed: int) -> None:
     """Make a randomly initialised model answer like a trained one: a freshly built ReLU network's
     activations shrink layer by layer and YOLOv5's prior biases keep objectness near 0.001, so no anchor
@@ -89,14 +116,7 @@ def liven(model, seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     images = np.stack([random_bgr(rng, 320, 320) for _ in range(8)])
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None
-            m.reset_running_stats()
-    model.train()
-    with torch.no_grad():
-        model(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
-    model.eval()
+    batch_norm_from(model, torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
     torch.manual_seed(seed)
     head = model.model[-1]
     for conv in head.m:

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import batch_norm_from
 
 from yolov5_dpu_ros.core.families import family
 from yolov5_dpu_ros.core.model_meta import ModelMeta, match_heads, meta_from_dict
@@ -16,18 +17,6 @@ from yolov5_dpu_ros.core.preprocess import Preprocessor, letterbox_geometry
 
 STRIDES = (8, 16, 32)
 DEMO_IMAGES = Path(__file__).resolve().parents[1] / "demo" / "images"
-
-
-@pytest.fixture(scope="module")
-def ultra():
-    """Ultralytics, the reference (skips the test where it is not installed)."""
-    pytest.importorskip("torch")
-    from ultralytics_reference import load
-
-    try:
-        return load()
-    except ImportError as e:
-        pytest.skip(str(e))
 
 
 def yolov8_meta(nc: int, size: int = 640, reg_max: int = 16, fix_points=(3, 3, 3)) -> ModelMeta:
@@ -173,14 +162,7 @@ def _relu_yolov8n(ultra, images, nc: int = 80, seed: int = 0):
 
     torch.manual_seed(seed)
     model = ultra.DetectionModel({**_yolov8n_yaml(), "activation": "nn.ReLU()", "nc": nc}, verbose=False)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None
-            m.reset_running_stats()
-    model.train()
-    with torch.no_grad():
-        model(images)
-    model.eval()
+    batch_norm_from(model, images)
     detect, inputs = model.model[-1], {}
     hook = detect.register_forward_pre_hook(lambda mod, args: inputs.update(x=args[0]))
     with torch.no_grad():
