@@ -342,3 +342,49 @@ def test_an_rgbd_bag_played_in_arrival_order_gives_the_3d_boxes_yolov5_dpu_bag_g
         np.testing.assert_allclose([f.center for f in fields3d],
                                    [(d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.center.position.z)
                                     for d in expected.detections], rtol=1e-5)
+
+
+def test_deactivate_publishes_the_3d_output_still_waiting_with_the_depth_at_hand(cycle_with):
+    """A frame whose depth has not come when the node deactivates: flush decides it now (no 3D box, counted
+    unsynchronised) instead of leaving it waiting; the frame whose depth is there gets its box."""
+    cycle, _, _ = _rgbd(cycle_with)
+    cam = cycle.cameras[0]
+    cycle.on_depth(0, depth_msg(2.0, 9.0), info_msg(9.0))
+    cycle.on_image(0, image_msg(FRAMES[4], 9.0))
+    _drain(cycle)
+    cycle.on_image(0, image_msg(FRAMES[2], 12.0))  # no depth near 12 s
+    _drain(cycle)
+    assert len(cam.outputs.of("3d")) == 1
+    cycle.flush()
+    window = cam.state.window(1.0, 0)
+    assert (window.depth["frames with depth"], window.depth["unsynchronised frames"]) == (1, 1)
+    cycle.flush()  # nothing left waiting: a second flush decides nothing again
+    assert cam.state.window(2.0, 0).depth["unsynchronised frames"] == 1
+
+
+def test_frames_the_middleware_lost_are_counted_on_their_camera(cycle_with):
+    cycle, _, _ = cycle_with(input_topics=["front/image_raw", "rear/image_raw"])
+    cycle.on_lost(1, 3)
+    cycle.on_lost(1, 2)
+    assert cycle.cameras[1].state.window(1.0, 0).totals.lost == 5
+    assert cycle.cameras[0].state.window(1.0, 0).totals.lost == 0
+
+
+def test_reset_tracks_starts_the_ids_afresh_from_the_next_frame(cycle_with):
+    """Deactivate forgets the tracks: the same object seen on afterwards starts a new track (a new ID once
+    confirmed), where without the reset it keeps its ID."""
+    cycle, _, _ = cycle_with(tracking=True)
+    cam = cycle.cameras[0]
+
+    def ids(start: float) -> list[str]:
+        for i in range(3):
+            cycle.on_image(0, image_msg(FRAMES[5], start + i * 0.1))
+            _drain(cycle)
+        return [f.id for f in cam.outputs.of("2d")[-1][2]]
+
+    first = ids(1.0)
+    assert first and all(first)
+    assert ids(1.3) == first  # the same scene goes on: the same IDs
+    cam.state.reset_tracks()
+    again = ids(1.6)
+    assert again and all(again) and not set(again) & set(first)

@@ -11,7 +11,7 @@ from yolov5_dpu_ros.core.depth_wait import DepthWait
 from yolov5_dpu_ros.core.tracking import TrackerConfig
 from yolov5_dpu_ros.ros.camera_io import Qos, camera_topics, input_choice
 from yolov5_dpu_ros.ros.held import Held
-from yolov5_dpu_ros.ros.node_config import change_refusal, read, runtime_update
+from yolov5_dpu_ros.ros.node_config import change_refusal, doctor_report, read, runtime_update
 from yolov5_dpu_ros.ros.param_spec import PARAMETERS
 from yolov5_dpu_ros.ros.rgbd_inputs import depth_setups
 
@@ -151,3 +151,17 @@ def test_waiting_frames_pair_as_the_whole_stream_would_when_depth_comes_within_t
     for f in frames:
         want = _offline(f / 1e3, [d / 1e3 for d in depths], slop)
         assert got[f] == (None if want is None else pytest.approx(want)), f
+
+
+def test_a_failed_dpu_configure_logs_the_doctor_for_the_nodes_own_parameters(tmp_path):
+    """The report the node logs after a failed configure: the doctor run with its dpu_runtime, xmodel, model_meta,
+    bit and fingerprint; a bad fingerprint or runtime (already refused by read) falls back to the defaults."""
+    report = doctor_report(_values(backend="dpu", dpu_runtime="3.5", xmodel=str(tmp_path / "m.xmodel"),
+                                   model_meta=str(tmp_path / "m.yaml")))
+    lines = report.splitlines()
+    assert lines[0] == "✔ DPU stack: pynq-dpu 3.5.0 with VART 3.5 (dpu_runtime 3.5): runs models of Vitis AI 3.0.x " \
+                       "and 3.5.x compiled for its overlay's DPU"
+    assert any(line.startswith("✗ model metadata:") and "m.yaml" in line for line in lines)
+    fallback = doctor_report(_values(backend="dpu", dpu_runtime="9.9", dpu_fingerprint="zebra"))
+    assert fallback.splitlines()[0].startswith("✗ DPU stack: pynq-dpu not installed")  # auto, on this PC
+    assert not any(line.startswith(("✗ xmodel", "✔ xmodel")) for line in fallback.splitlines())  # no model given
