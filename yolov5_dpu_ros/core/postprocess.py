@@ -245,6 +245,10 @@ class Postprocessor:
                          None if fix_points is None else tuple(int(fix_points[i]) for i in outs))
             for outs in levels
         )
+        # each level's rows scale (1 where the parts were dequantised while gathered) and stride, for the decode
+        split = len(self._parts) > 1
+        self._scale_stride = np.array([[1.0 if split or lv.scales is None else lv.scales[0], lv.stride]
+                                       for lv in self._levels], np.float32)
 
     def _rows(self, outputs: Sequence[np.ndarray], level: _Level) -> tuple[np.ndarray, ...]:
         """The level's outputs as (rows, channels) views, in part order."""
@@ -253,11 +257,11 @@ class Postprocessor:
     def candidates(self, outputs: Sequence[np.ndarray], conf_threshold: float) -> np.ndarray:
         """Decoded rows (N, 7) of every anchor whose raw objectness (or best class logit) may pass the threshold."""
         box, split = self._box_channels, len(self._parts) > 1
-        picked, raws, scales = [], [], []
+        picked, raws = [], []
         for level in self._levels:
             parts = self._rows(outputs, level)
-            scores = parts[-1][:, 0 if split else box] if self._objectness else \
-                parts[-1][:, 0 if split else box:].max(axis=1)
+            scored = parts[1] if split else parts[0][:, box:]  # objectness (where the family has it), classes
+            scores = scored[:, 0] if self._objectness else scored.max(axis=1)
             idx = np.flatnonzero(scores >= raw_objectness_threshold(conf_threshold, level.threshold_fix_point))
             idx = idx[np.argsort(level.rank[idx], kind="stable")]
             picked.append(idx)
@@ -266,14 +270,12 @@ class Postprocessor:
                                             zip(parts, level.scales or (1.0,) * len(parts))], axis=1))
             else:
                 raws.append(parts[0][idx])
-            scales.append(1.0 if split or level.scales is None else level.scales[0])
         counts = [len(idx) for idx in picked]
         if not sum(counts):
             return np.zeros((0, 7), np.float32)
         raw = np.concatenate(raws)
         consts = np.concatenate([level.cell_anchor[idx] for level, idx in zip(self._levels, picked)])
-        per_row = np.repeat(np.array([[sc, lv.stride] for sc, lv in zip(scales, self._levels)], np.float32),
-                            counts, axis=0)
+        per_row = np.repeat(self._scale_stride, counts, axis=0)
         return decode_rows(raw, per_row[:, :1], consts[:, :2], consts[:, 2:], per_row[:, 1:], self._boxes,
                            box, self._objectness)
 
