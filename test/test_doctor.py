@@ -263,3 +263,10 @@ def test_on_this_pc_the_command_says_the_dpu_cannot_run_and_exits_1(capsys):
 def test_bad_arguments_exit_2(capsys):
     assert main(["doctor", "--dpu-fingerprint", "zebra"]) == 2
     assert "--dpu-fingerprint" in capsys.readouterr().err
+
+
+def test_an_unreadable_xmodel_fails_its_own_line_only(kv260, tmp_path):
+    bad = tmp_path / "bad.xmodel"
+    bad.write_bytes(b"not a model")
+    report = diagnose(kv260, str(bad), PRESET)
+    _only_problem(report, "xmodel")

@@ -267,9 +267,13 @@ def model_checks(xmodel: str, meta_path: str | None, stack: DpuStack | None, fin
         return [Check("model metadata", FAIL, str(meta_path), str(e))]
     judged = [(stack, "xmodel")] if stack else [(s, f"xmodel on the {s.name} stack") for s in STACKS.values()]
     checks = [_model_check(xmodel, name, s, fingerprint, allow_other_compiler) for s, name in judged]
-    if meta is not None:
+    if meta is not None and Path(xmodel).suffix == ".xmodel":
         try:
-            check_tensors(read_xmodel(Path(xmodel)), meta)
+            info = read_xmodel(Path(xmodel))
+        except ValueError:
+            return checks  # the xmodel line says why it cannot be read
+        try:
+            check_tensors(info, meta)
             checks.append(Check("model metadata", OK, f"{meta_path}: heads match ({meta.family}, "
                                                       f"{meta.num_classes} classes)"))
         except ValueError as e:
