@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from yolov5_dpu_ros.cli.bag_io import typestore
+from yolov5_dpu_ros.replay.bag_io import typestore
 
 
 def bag_messages(bag: Path, msgtype: str):
@@ -14,6 +14,8 @@ def bag_messages(bag: Path, msgtype: str):
 
     with AnyReader([bag], default_typestore=typestore()) as reader:
         conns = [c for c in reader.connections if c.msgtype == msgtype]
+        if not conns:  # rosbags reads every connection for an empty list
+            return []
         return [(c.topic, t, reader.deserialize(raw, c.msgtype)) for c, t, raw in reader.messages(connections=conns)]
 
 
@@ -61,3 +63,20 @@ def write_rgbd_bag(path, frames: int = 4, d=(0.0, 0.0, 0.0, 0.0, 0.0)):
             samples.append(sample)
             truths.append(zs)
     return samples, truths
+
+
+def write_ros1_bag(path: Path, frames: list[np.ndarray], first_sec: int = 50) -> None:
+    """A ROS 1 bag of bgr8 Images on /cam/image (frame cam1), one a second from ``first_sec``."""
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS1_NOETIC)
+    image_t, header_t, time_t = (store.types[n] for n in ("sensor_msgs/msg/Image", "std_msgs/msg/Header",
+                                                           "builtin_interfaces/msg/Time"))
+    with Writer(path) as writer:
+        conn = writer.add_connection("/cam/image", image_t.__msgtype__, typestore=store)
+        for i, f in enumerate(frames):
+            h = header_t(seq=i, stamp=time_t(sec=first_sec + i, nanosec=0), frame_id="cam1")
+            msg = image_t(header=h, height=f.shape[0], width=f.shape[1], encoding="bgr8", is_bigendian=0,
+                          step=f.shape[1] * 3, data=f.reshape(-1))
+            writer.write(conn, (first_sec + i) * 10**9, store.serialize_ros1(msg, image_t.__msgtype__))

@@ -5,7 +5,7 @@ venv=${VENV:-.venv}
 . "$venv/bin/activate"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 pip install -q --upgrade pip
-pip install -q -e ".[bag]" -r test/requirements.txt
+pip install -q -e ".[bag,fleet]" -r test/requirements.txt
 # YOLOv5 is the reference the tests compare against; its own requirements pull CUDA torch and
 # torchvision, which do not load with the CPU torch, so it comes without them.
 pip install -q --no-deps yolov5==7.0.9

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bag_helpers import bag_messages, write_rgbd_bag
+from bag_helpers import bag_messages, write_rgbd_bag, write_ros1_bag
 
 from demo.make_demo_inputs import FRAME_ID, IMAGE_TOPIC, moving_shapes, write_bag
-from yolov5_dpu_ros.cli.bag_io import DETECTIONS
 from yolov5_dpu_ros.cli.main import main
+from yolov5_dpu_ros.replay.bag_io import DETECTIONS
 
 pytestmark = pytest.mark.needs("rosbags", "onnxruntime")
 
@@ -67,21 +67,8 @@ def test_bag_track_writes_ids_that_follow_the_moving_shapes(tmp_path):
 
 
 def test_compressed_topic_and_ros1_bag(tmp_path):
-    frames = list(moving_shapes(4, 5))
     ros1 = tmp_path / "camera.bag"
-    from rosbags.rosbag1 import Writer
-    from rosbags.typesys import Stores, get_typestore
-
-    store = get_typestore(Stores.ROS1_NOETIC)
-    image_t, header_t, time_t = (store.types[n] for n in ("sensor_msgs/msg/Image", "std_msgs/msg/Header",
-                                                           "builtin_interfaces/msg/Time"))
-    with Writer(ros1) as writer:
-        conn = writer.add_connection("/cam/image", image_t.__msgtype__, typestore=store)
-        for i, f in enumerate(frames):
-            h = header_t(seq=i, stamp=time_t(sec=50 + i, nanosec=0), frame_id="cam1")
-            msg = image_t(header=h, height=f.shape[0], width=f.shape[1], encoding="bgr8", is_bigendian=0,
-                          step=f.shape[1] * 3, data=f.reshape(-1))
-            writer.write(conn, (50 + i) * 10**9, store.serialize_ros1(msg, image_t.__msgtype__))
+    write_ros1_bag(ros1, list(moving_shapes(4, 5)))
     assert main(["bag", str(ros1), "--out", str(tmp_path / "o1"), "--no-progress"]) == 0
     arrays = bag_messages(tmp_path / "o1", DETECTIONS)
     assert [a.header.stamp.sec for _, _, a in arrays] == [50, 51, 52, 53, 54]
@@ -158,7 +145,7 @@ def test_a_failing_run_leaves_no_output_and_can_run_again(tmp_path, capsys):
 
 
 def test_a_run_interrupted_midway_removes_its_partial_output(tmp_path, monkeypatch):
-    from yolov5_dpu_ros.cli import bag
+    from yolov5_dpu_ros.replay import one_bag
 
     calls = []
 
@@ -168,7 +155,7 @@ def test_a_run_interrupted_midway_removes_its_partial_output(tmp_path, monkeypat
             raise KeyboardInterrupt
         return []
 
-    monkeypatch.setattr(bag, "detection_fields", failing_fields)
+    monkeypatch.setattr(one_bag, "detection_fields", failing_fields)
     out = tmp_path / "out"
     assert main(["bag", str(DEMO_BAG), "--out", str(out), "--no-progress"]) == 130
     assert not out.exists()

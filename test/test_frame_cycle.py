@@ -310,8 +310,8 @@ def test_an_rgbd_bag_played_in_arrival_order_gives_the_3d_boxes_yolov5_dpu_bag_g
     pairing of ``yolov5-dpu bag --depth-topic`` writes for the same bag."""
     from rosbags.highlevel import AnyReader
 
-    from yolov5_dpu_ros.cli.bag_io import typestore
     from yolov5_dpu_ros.cli.main import main
+    from yolov5_dpu_ros.replay.bag_io import typestore
 
     source = tmp_path / "rgbd"
     write_rgbd_bag(source, frames=6, d=d)

@@ -4,6 +4,7 @@ the closing summary. Lives below the commands so none of them imports another.""
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import shutil
 from collections import Counter
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from yolov5_dpu_ros.backends import BACKENDS, BackendSpec, DpuSpec, OnnxSpec
-from yolov5_dpu_ros.core.detector import Detector, StageTimings
+from yolov5_dpu_ros.core.detector import STAGES, Detector, StageTimings
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig
 from yolov5_dpu_ros.core.tracking import TrackerConfig
 from yolov5_dpu_ros.core.workers import build_detectors
@@ -21,12 +22,18 @@ from yolov5_dpu_ros.demo_model import DEMO_META, DEMO_ONNX
 from yolov5_dpu_ros.dpu.stacks import AUTO
 from yolov5_dpu_ros.dpu.stacks import CHOICES as DPU_RUNTIMES
 from yolov5_dpu_ros.dpu.verdict import parse_fingerprint
-
-STAGES = ("preprocess", "inference", "postprocess")
+from yolov5_dpu_ros.replay.one_bag import BagOptions
 
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("yolov5_dpu_ros")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, workers: bool = False) -> None:
@@ -71,6 +78,26 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--track-match-iou", type=float, default=0.2, help="least IoU to continue a track (default 0.2)")
 
 
+def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the bag commands read and write besides the model: topics, storage, class ids, RGB-D."""
+    parser.add_argument("--topics", nargs="+", help="image topics to read (default: every image topic)")
+    parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="output storage")
+    parser.add_argument("--class-id-format", choices=("name", "index"), default="name")
+    d = parser.add_argument_group("RGB-D (one camera)")
+    d.add_argument("--depth-topic", help="depth Image aligned to the colour topic: also write detections_3d")
+    d.add_argument("--camera-info-topic", help="CameraInfo of the colour image (default: camera_info beside it)")
+    d.add_argument("--depth-sync-slop", type=float, default=0.05,
+                   help="most seconds between a colour and a depth stamp (default 0.05)")
+    d.add_argument("--depth-scale", type=float, help="metres per depth unit (default: by encoding)")
+
+
+def bag_options(args: argparse.Namespace) -> BagOptions:
+    """The bag options the command line gives."""
+    return BagOptions(tuple(args.topics) if args.topics else None, args.storage, args.class_id_format,
+                      tracker_config(args), args.depth_topic, args.camera_info_topic, args.depth_sync_slop,
+                      args.depth_scale)
+
+
 def tracker_config(args: argparse.Namespace) -> TrackerConfig | None:
     """The tracker's settings the options give, or None without ``--track``; problems become a CliError."""
     if not getattr(args, "track", False):
@@ -93,12 +120,17 @@ def build_workers(args: argparse.Namespace) -> list[Detector]:
     """One Detector per worker (``--workers``, 1 where the command has none) on the model the options
     describe; every problem becomes a CliError."""
     try:
-        config = PostprocessConfig(args.conf, args.iou, args.max_det,
-                                   None if args.classes is None else tuple(args.classes), args.agnostic,
-                                   low_threshold=args.track_low_threshold if getattr(args, "track", False) else None)
-        return build_detectors(backend_spec(args), args.model_meta, getattr(args, "workers", 1), config)
+        return build_detectors(backend_spec(args), args.model_meta, getattr(args, "workers", 1),
+                               postprocess_config(args))
     except ValueError as e:
         raise CliError(str(e)) from e
+
+
+def postprocess_config(args: argparse.Namespace) -> PostprocessConfig:
+    """The selection the options give (ValueError names a bad one)."""
+    return PostprocessConfig(args.conf, args.iou, args.max_det, None if args.classes is None else tuple(args.classes),
+                             args.agnostic,
+                             low_threshold=args.track_low_threshold if getattr(args, "track", False) else None)
 
 
 def check_output_file(path: Path, flag: str, made: Path | None = None) -> None:

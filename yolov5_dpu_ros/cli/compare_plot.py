@@ -7,7 +7,7 @@ either side marked. Below: one latency histogram per stage, both runs, in labell
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -75,5 +75,27 @@ def plot_comparison(path: Path, times_s: Sequence[float], counts_a: Sequence[flo
         h.legend(fontsize="small")
     if not stages:
         fig.add_subplot(grid[1, 0]).text(0.5, 0.5, "latency not recorded in these bags", ha="center")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_fleet_comparison(path: Path, ranked: Sequence[tuple[str, Any]], labels: tuple[str, str] = ("A", "B"),
+                          rows: int = 40) -> None:
+    """Write the per-bag figure of two replay runs: each bag's change (1 − F1 of B against A), most changed on top,
+    with its precision and recall."""
+    plt = _pyplot()
+    shown = list(ranked[:rows])[::-1]
+    fig, ax = plt.subplots(figsize=(11, 2 + 0.28 * max(len(shown), 1)), layout="constrained")
+    y = np.arange(len(shown))
+    ax.barh(y, [bag.change() for _, bag in shown], color="tab:red", alpha=0.6, label="change (1 − F1)")
+    ax.plot([bag.precision() for _, bag in shown], y, "o", color="tab:blue", label="precision of B against A")
+    ax.plot([bag.recall() for _, bag in shown], y, "s", color="tab:green", label="recall of B against A")
+    ax.set_yticks(y, [rel for rel, _ in shown], fontsize="small")
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("fraction")
+    more = f" (the {rows} most changed of {len(ranked)})" if len(ranked) > rows else ""
+    ax.set_title(f"{labels[1]} against {labels[0]}, per bag{more}")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
     fig.savefig(path, dpi=100)
     plt.close(fig)

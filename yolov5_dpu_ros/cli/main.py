@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import sys
 from typing import Sequence
 
-from yolov5_dpu_ros.cli import bag, compare, detect, doctor
-from yolov5_dpu_ros.cli.common import CliError
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("yolov5_dpu_ros")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown (not installed)"
+from yolov5_dpu_ros.cli import bag, compare, detect, doctor, replay
+from yolov5_dpu_ros.cli.common import CliError, package_version
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``yolov5-dpu`` console script."""
     parser = argparse.ArgumentParser(prog="yolov5-dpu", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     detect.register(commands)
     bag.register(commands)
+    replay.register(commands)
     compare.register(commands)
     doctor.register(commands)
     args = parser.parse_args(argv)

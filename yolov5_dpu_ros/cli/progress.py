@@ -8,7 +8,8 @@ from typing import TextIO
 
 
 class Progress:
-    """Counts done items of a known (or unknown, total=0) total and shows the rate."""
+    """Counts done items of a known (or unknown, total=0) total and shows the rate; ``detail`` (text the caller
+    keeps current) follows the bar."""
 
     def __init__(self, total: int, label: str, stream: TextIO | None = None, enabled: bool = True) -> None:
         self.total = max(0, int(total))
@@ -18,9 +19,14 @@ class Progress:
         self._enabled = enabled
         self._tty = self._stream.isatty()
         self._start = self._last = time.perf_counter()
+        self.detail = ""
 
     def update(self, n: int = 1) -> None:
         self.done += n
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw if it is time (a tenth of a second on a terminal, five seconds in a log)."""
         now = time.perf_counter()
         if self._enabled and now - self._last >= (0.1 if self._tty else 5.0):
             self._last = now
@@ -39,6 +45,6 @@ class Progress:
             bar = f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}"
         else:
             bar = f"{self.done}"
-        line = f"{self.label} {bar} {rate:.1f}/s"
+        line = f"{self.label} {bar} {rate:.1f}/s" + (f" {self.detail}" if self.detail else "")
         self._stream.write(("\r" + line) if self._tty else (line + "\n"))
         self._stream.flush()

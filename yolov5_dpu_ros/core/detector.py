@@ -15,10 +15,12 @@ from yolov5_dpu_ros.core.model_meta import ModelMeta
 from yolov5_dpu_ros.core.postprocess import PostprocessConfig, Postprocessor
 from yolov5_dpu_ros.core.preprocess import Preprocessor
 
+STAGES = ("preprocess", "inference", "postprocess")
+
 
 @dataclass(frozen=True)
 class StageTimings:
-    """Wall time of each stage of one frame, in milliseconds."""
+    """Wall time of each stage of one frame, in milliseconds (the fields ``f"{stage}_ms"`` of STAGES)."""
 
     preprocess_ms: float
     inference_ms: float

@@ -1,0 +1,176 @@
+"""``yolov5-dpu replay``: many camera bags → one detections bag each, on a Ray cluster, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from yolov5_dpu_ros.backends import OnnxSpec
+from yolov5_dpu_ros.cli.common import (
+    CliError,
+    add_bag_arguments,
+    add_model_arguments,
+    add_tracking_arguments,
+    backend_spec,
+    bag_options,
+    check_output_folder,
+    package_version,
+    postprocess_config,
+)
+from yolov5_dpu_ros.cli.progress import Progress
+from yolov5_dpu_ros.core.model_meta import load_meta
+from yolov5_dpu_ros.replay.bag_io import BagError, BagReader
+from yolov5_dpu_ros.replay.bag_set import find_bags
+from yolov5_dpu_ros.replay.fleet import RaySettings, import_ray, run_here, run_on_ray
+from yolov5_dpu_ros.replay.job import BagJob, ModelSpec
+from yolov5_dpu_ros.replay.ledger import Ledger, RunKey, file_digest, input_fingerprint, is_complete, options_key
+
+TABLE_ROWS = 40  # bags listed in the closing table; every bag is in summary.jsonl
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "replay", help="run the detector over many bags on a Ray cluster: one output bag each, resumable",
+        description="Replay bags (rosbag2 folders, ROS 1 .bag files), folders holding bags, patterns and list files "
+                    "through the detector: one detections bag per input under --out at the input's relative path "
+                    "(each the same as `yolov5-dpu bag` writes for it) and summary.jsonl, one line per bag. More than "
+                    "one bag runs on Ray (pip install 'yolov5_dpu_ros[fleet]'): a local cluster in this process, or "
+                    "--address for an existing one whose nodes all see the bag and output paths. A rerun skips bags "
+                    "whose output is complete for the same input, model and options.")
+    p.add_argument("bags", nargs="*", help="bags, folders holding bags, or quoted patterns ('site/**/*.bag')")
+    p.add_argument("--list", type=Path, help="file naming bags, folders or patterns, one a line (relative to the "
+                                             "file's folder; # comments)")
+    p.add_argument("--out", type=Path, required=True, help="run folder: the output bags and summary.jsonl")
+    p.add_argument("--force", action="store_true", help="redo bags whose output is already complete")
+    p.add_argument("--no-progress", action="store_true")
+    r = p.add_argument_group("Ray")
+    r.add_argument("--address", help="existing Ray cluster: auto (this node's), or ray://HOST:10001 (default: a "
+                                     "local cluster started in this process)")
+    r.add_argument("--workers", type=int, help="actors, each loading the model once (default: the cluster's CPUs / "
+                                               "--cpus-per-worker; for --backend dpu one per 'dpu' resource)")
+    r.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs Ray reserves per actor (default 1)")
+    add_bag_arguments(p)
+    add_model_arguments(p)
+    add_tracking_arguments(p)
+    p.set_defaults(run=run_replay)
+
+
+def _model(args: argparse.Namespace) -> ModelSpec:
+    """The model each worker loads, checked here first (files, metadata, thresholds)."""
+    for flag, path in (("--model", args.model), ("--model-meta", args.model_meta)):
+        if not path.is_file():
+            raise CliError(f"{flag} {path}: no such file")
+    try:
+        load_meta(args.model_meta)
+        spec = backend_spec(args)
+        config = postprocess_config(args)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    if isinstance(spec, OnnxSpec) and not spec.threads:  # a worker's share, not every core of its node
+        spec = replace(spec, threads=max(1, int(args.cpus_per_worker)))
+    return ModelSpec(spec, args.model_meta, config)
+
+
+def _jobs(args: argparse.Namespace, key: RunKey, ledger: Ledger) -> tuple[list[BagJob], list[BagJob], int]:
+    """(bags to run, bags already complete, frames to run) for the named bags."""
+    try:
+        bags = find_bags(args.bags, args.list)
+    except BagError as e:
+        raise CliError(str(e)) from e
+    done = ledger.load()
+    todo, skipped, frames = [], [], 0
+    for bag in bags:
+        size, fingerprint = input_fingerprint(bag.path)
+        job = BagJob(bag, args.out / bag.rel, size, fingerprint)
+        if not args.force and is_complete(done.get(str(bag.rel)), fingerprint, key, job.output):
+            skipped.append(job)
+            continue
+        todo.append(job)
+        frames += _frame_count(job, args.topics)
+    return todo, skipped, frames
+
+
+def _frame_count(job: BagJob, topics) -> int:
+    try:
+        reader = BagReader(job.input.path, topics)
+    except BagError:
+        return 0  # its failure comes with its own line
+    try:
+        return reader.count()
+    finally:
+        reader.close()
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    check_output_folder(args.out, "--out")
+    model = _model(args)
+    options = bag_options(args)
+    key = RunKey(file_digest(args.model, args.model_meta),
+                 options_key({**asdict(options), "backend": args.backend, "selection": asdict(model.config)}),
+                 package_version())
+    args.out.mkdir(exist_ok=True)
+    ledger = Ledger(args.out)
+    todo, skipped, frames_total = _jobs(args, key, ledger)
+    on_ray = len(todo) > 1 or args.address is not None
+    if on_ray:
+        try:
+            import_ray()
+        except ImportError as e:
+            raise CliError(str(e)) from e
+    if skipped:
+        print(f"{len(skipped)} bag(s) already complete for this model and options (--force redoes them)",
+              file=sys.stderr)
+    records: list[dict] = []
+    progress = Progress(len(todo), "bags", enabled=not args.no_progress)
+    frames_done, start = 0, time.perf_counter()
+
+    def on_frames(n: int) -> None:
+        nonlocal frames_done
+        frames_done += n
+        failed = sum(r["status"] != "ok" for r in records)
+        fps = frames_done / max(time.perf_counter() - start, 1e-9)
+        progress.detail = f"frames {frames_done}/{frames_total} {fps:.1f}/s, {failed} failed"
+        progress.refresh()
+
+    def on_record(record: dict) -> None:
+        ledger.append(record)
+        records.append(record)
+        progress.update()
+        on_frames(0)
+
+    try:
+        if on_ray:
+            settings = RaySettings(args.address, args.workers, args.cpus_per_worker, args.backend == "dpu")
+            run_on_ray(todo, model, options, key, on_record, on_frames, settings)
+        else:
+            run_here(todo, model, options, key, on_record, on_frames)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    finally:
+        progress.close()
+        ledger.compact(str(j.input.rel) for j in [*todo, *skipped])
+    print(closing_table(records, len(skipped), time.perf_counter() - start))
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        print(f"{len(failed)} bag(s) failed: " + "; ".join(f"{r['rel']}: {r['reason']}" for r in failed),
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def closing_table(records: list[dict], skipped: int, seconds: float) -> str:
+    """Bags of this run (the first TABLE_ROWS, failures first) and the totals."""
+    rows = sorted(records, key=lambda r: (r["status"] == "ok", r["rel"]))
+    lines = [f"{'bag':<40} {'status':<7} {'frames':>7} {'unread':>6} {'dets':>7} {'fps':>7}"]
+    for r in rows[:TABLE_ROWS]:
+        lines.append(f"{r['rel'][-40:]:<40} {r['status']:<7} {sum(r['frames'].values()):>7} {r['unreadable']:>6} "
+                     f"{sum(r['detections'].values()):>7} {r['fps']:>7.1f}")
+    if len(rows) > TABLE_ROWS:
+        lines.append(f"... {len(rows) - TABLE_ROWS} more in summary.jsonl")
+    frames = sum(sum(r["frames"].values()) for r in records)
+    ok = sum(r["status"] == "ok" for r in records)
+    lines.append(f"bags: {ok} ok, {len(records) - ok} failed, {skipped} already complete; frames: {frames} in "
+                 f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} fps)")
+    return "\n".join(lines)
