@@ -61,12 +61,13 @@ def threads(path: Path) -> None:
 
 def architecture(path: Path) -> None:
     """The subpackages as layers; each imports only those below it (lint-imports checks it in CI)."""
-    steps = [(3.0, 3.4, "yolov5_dpu_ros.ros (rclpy node)  │  yolov5_dpu_ros.cli (yolov5-dpu)"),
+    steps = [(3.0, 4.4, "yolov5_dpu_ros.ros (rclpy node)  │  yolov5_dpu_ros.cli (yolov5-dpu)"),
+             (3.0, 3.4, "yolov5_dpu_ros.replay (bags, fleet on Ray)"),
              (3.0, 2.4, "yolov5_dpu_ros.backends (onnx, dpu)"), (3.0, 1.4, "yolov5_dpu_ros.dpu (stacks, xmodel, "
                                                                       "verdict, board, doctor)"),
              (3.0, 0.4, "yolov5_dpu_ros.core (pre, post, families, tracking, depth, ...)"),
              (8.2, 2.4, "model_prep (host scripts)\nimported by nothing at run time")]
-    _diagram(path, steps, [(0, 1), (1, 2), (2, 3)], size=(10, 4))
+    _diagram(path, steps, [(0, 1), (1, 2), (2, 3), (3, 4)], size=(10, 5))
 
 
 def _tables(path: Path) -> list[tuple[list[str], list[list[str]]]]:

@@ -207,7 +207,8 @@ def test_every_quick_start_command_is_run_or_checked_by_a_test():
     for command in quick_start_commands():
         if command in SHELL_SETUP or command in BOARD_ONLY:
             handled.append(command)
-        elif command.startswith(("python3 -m venv", "yolov5-dpu ", "ros2 run yolov5_dpu_ros yolov5-dpu ")):
+        elif command.startswith(("python3 -m venv", "yolov5-dpu ", "ros2 run yolov5_dpu_ros yolov5-dpu ",
+                                 "ray start ")):  # the flags: test_every_readme_command_names_only_known_flags
             handled.append(command)
         elif command == "bash test/run.sh":
             assert "bash test/run.sh" in (ROOT / ".ci" / "run").read_text()
@@ -258,3 +259,31 @@ def test_the_ros_quick_start_launches(tmp_path):
     finally:
         launch.terminate()
         launch.wait(timeout=20)
+
+
+def _flags(command: str) -> list[str]:
+    return re.findall(r"(?<!\S)(--[a-z][a-z0-9-]*)", command.split("#", 1)[0])
+
+
+def test_every_readme_command_names_only_known_flags(capsys):
+    """yolov5-dpu commands against their sub-command's own help; ray start against Ray's (where Ray is installed)."""
+    commands = [c for c in quick_start_commands() if c.startswith(("yolov5-dpu ", "ray start "))]
+    assert any(c.startswith("yolov5-dpu replay") for c in commands)
+    for command in commands:
+        if command.startswith("ray start "):
+            continue
+        sub = command.split()[1]
+        with pytest.raises(SystemExit):
+            main([sub, "--help"])
+        known = capsys.readouterr().out
+        assert all(flag in known for flag in _flags(command)), command
+
+
+@pytest.mark.needs("ray")
+def test_the_readme_ray_start_commands_use_flags_ray_knows():
+    known = subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--help"], capture_output=True,
+                           text=True, timeout=60).stdout
+    commands = [c for c in quick_start_commands() if c.startswith("ray start ")]
+    assert commands
+    for command in commands:
+        assert all(flag in known for flag in _flags(command)), command

@@ -273,8 +273,9 @@ def test_a_worker_killed_mid_run_costs_nothing_and_reruns_skip_what_is_complete(
     stamps = {r["rel"]: (run / r["rel"]).stat().st_mtime_ns for r in ok}
     again = _replay([str(fleet), "--out", str(run), "--address", cluster])
     out, err = again.communicate(timeout=300)
-    assert again.returncode == 1 and f"{GOOD} bag(s) already complete" in err  # the corrupt ones are tried again
-    assert {r["rel"]: (run / r["rel"]).stat().st_mtime_ns for r in ok} == stamps
+    assert again.returncode == 1 and f"{GOOD} bag(s) already complete" in err  # the corrupt ones are still failed
+    assert f"{CORRUPT} bag(s) failed on their own unchanged input before, not tried again" in err
+    assert {r["rel"]: (run / r["rel"]).stat().st_mtime_ns for r in ok} == stamps and summary(run) == lines
     forced = _replay([str(fleet / "site_*" / "run01"), "--out", str(run), "--address", cluster, "--force"])
     forced.communicate(timeout=300)
     assert forced.returncode == 0 and (run / "site_a" / "run01").stat().st_mtime_ns != stamps["site_a/run01"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from yolov5_dpu_ros.backends import OnnxSpec
@@ -26,7 +26,15 @@ from yolov5_dpu_ros.replay.bag_io import BagError, BagReader
 from yolov5_dpu_ros.replay.bag_set import find_bags
 from yolov5_dpu_ros.replay.fleet import RaySettings, import_ray, run_here, run_on_ray
 from yolov5_dpu_ros.replay.job import BagJob, ModelSpec
-from yolov5_dpu_ros.replay.ledger import Ledger, RunKey, file_digest, input_fingerprint, is_complete, options_key
+from yolov5_dpu_ros.replay.ledger import (
+    Ledger,
+    RunKey,
+    failed_on_its_input,
+    file_digest,
+    input_fingerprint,
+    is_complete,
+    options_key,
+)
 
 TABLE_ROWS = 40  # bags listed in the closing table; every bag is in summary.jsonl
 
@@ -74,23 +82,37 @@ def _model(args: argparse.Namespace) -> ModelSpec:
     return ModelSpec(spec, args.model_meta, config)
 
 
-def _jobs(args: argparse.Namespace, key: RunKey, ledger: Ledger) -> tuple[list[BagJob], list[BagJob], int]:
-    """(bags to run, bags already complete, frames to run) for the named bags."""
+@dataclass
+class _Plan:
+    """The named bags: to run, already complete, failed before on their own unchanged input; frames to run."""
+
+    todo: list[BagJob] = field(default_factory=list)
+    complete: list[BagJob] = field(default_factory=list)
+    failed_before: list[dict] = field(default_factory=list)
+    frames: int = 0
+    order: list[str] = field(default_factory=list)  # every named bag's relative path, as named
+
+
+def _plan(args: argparse.Namespace, key: RunKey, ledger: Ledger) -> _Plan:
     try:
         bags = find_bags(args.bags, args.list)
     except BagError as e:
         raise CliError(str(e)) from e
     done = ledger.load()
-    todo, skipped, frames = [], [], 0
+    plan = _Plan()
     for bag in bags:
         size, fingerprint = input_fingerprint(bag.path)
         job = BagJob(bag, args.out / bag.rel, size, fingerprint)
-        if not args.force and is_complete(done.get(str(bag.rel)), fingerprint, key, job.output):
-            skipped.append(job)
-            continue
-        todo.append(job)
-        frames += _frame_count(job, args.topics)
-    return todo, skipped, frames
+        record = done.get(str(bag.rel))
+        plan.order.append(str(bag.rel))
+        if not args.force and is_complete(record, fingerprint, key, job.output):
+            plan.complete.append(job)
+        elif not args.force and failed_on_its_input(record, fingerprint, key):
+            plan.failed_before.append(record)  # type: ignore[arg-type]
+        else:
+            plan.todo.append(job)
+            plan.frames += _frame_count(job, args.topics)
+    return plan
 
 
 def _frame_count(job: BagJob, topics) -> int:
@@ -113,16 +135,20 @@ def run_replay(args: argparse.Namespace) -> int:
                  package_version())
     args.out.mkdir(exist_ok=True)
     ledger = Ledger(args.out)
-    todo, skipped, frames_total = _jobs(args, key, ledger)
+    plan = _plan(args, key, ledger)
+    todo, frames_total = plan.todo, plan.frames
     on_ray = len(todo) > 1 or args.address is not None
     if on_ray:
         try:
             import_ray()
         except ImportError as e:
             raise CliError(str(e)) from e
-    if skipped:
-        print(f"{len(skipped)} bag(s) already complete for this model and options (--force redoes them)",
+    if plan.complete:
+        print(f"{len(plan.complete)} bag(s) already complete for this model and options (--force redoes them)",
               file=sys.stderr)
+    if plan.failed_before:
+        print(f"{len(plan.failed_before)} bag(s) failed on their own unchanged input before, not tried again "
+              "(--force tries them)", file=sys.stderr)
     records: list[dict] = []
     progress = Progress(len(todo), "bags", enabled=not args.no_progress)
     frames_done, start = 0, time.perf_counter()
@@ -145,15 +171,15 @@ def run_replay(args: argparse.Namespace) -> int:
         if on_ray:
             settings = RaySettings(args.address, args.workers, args.cpus_per_worker, args.backend == "dpu")
             run_on_ray(todo, model, options, key, on_record, on_frames, settings)
-        else:
+        elif todo:
             run_here(todo, model, options, key, on_record, on_frames)
     except ValueError as e:
         raise CliError(str(e)) from e
     finally:
         progress.close()
-        ledger.compact(str(j.input.rel) for j in [*todo, *skipped])
-    print(closing_table(records, len(skipped), time.perf_counter() - start))
-    failed = [r for r in records if r["status"] != "ok"]
+        ledger.compact(plan.order)
+    print(closing_table(records, len(plan.complete), time.perf_counter() - start))
+    failed = [r for r in [*plan.failed_before, *records] if r["status"] != "ok"]
     if failed:
         print(f"{len(failed)} bag(s) failed: " + "; ".join(f"{r['rel']}: {r['reason']}" for r in failed),
               file=sys.stderr)

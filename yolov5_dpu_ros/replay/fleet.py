@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from yolov5_dpu_ros.replay.job import BagJob, ModelSpec, failed_record, remove, run_job
+from yolov5_dpu_ros.replay.job import WORKER, BagJob, ModelSpec, failed_record, remove, run_job
 from yolov5_dpu_ros.replay.ledger import RunKey
 from yolov5_dpu_ros.replay.one_bag import BagOptions
 
@@ -133,7 +133,8 @@ def run_on_ray(jobs: Sequence[BagJob], model: ModelSpec, options: BagOptions, ke
                 except ray.exceptions.RayError as e:  # the worker died more often than the retries allow
                     remove(job.partial)
                     record = failed_record(job, key, f"its worker died {TASK_RETRIES + 1} times: "
-                                                     f"{type(e).__name__}: {str(e).splitlines()[0]}")
+                                                     f"{type(e).__name__}: {str(e).splitlines()[0]}",
+                                           failure=WORKER)
                 on_record(record)
                 if queue:
                     submit(actor)

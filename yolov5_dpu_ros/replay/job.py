@@ -67,9 +67,14 @@ def base_record(job: BagJob, key: RunKey) -> dict:
             "fingerprint": job.fingerprint, "model": key.model, "options": key.options, "version": key.version}
 
 
-def failed_record(job: BagJob, key: RunKey, reason: str, messages: list[str] | None = None) -> dict:
+INPUT, WORKER = "input", "worker"  # what failed: the bag (the same again on a rerun), or the process running it
+
+
+def failed_record(job: BagJob, key: RunKey, reason: str, messages: list[str] | None = None,
+                  failure: str = INPUT) -> dict:
     """The line of a bag that gave no output, with why (one line)."""
-    return {**base_record(job, key), "status": "failed", "reason": " ".join(reason.split()), "frames": {},
+    return {**base_record(job, key), "status": "failed", "failure": failure, "reason": " ".join(reason.split()),
+            "frames": {},
             "detections": {}, "unreadable": 0, "fps": 0.0, "seconds": 0.0, "messages": (messages or [])[:KEPT_MESSAGES]}
 
 

@@ -59,12 +59,21 @@ class RunKey:
     version: str
 
 
+def _same_run(record: dict | None, fingerprint: str, key: RunKey) -> bool:
+    return (record is not None and record.get("fingerprint") == fingerprint and record.get("model") == key.model
+            and record.get("options") == key.options and record.get("version") == key.version)
+
+
 def is_complete(record: dict | None, fingerprint: str, key: RunKey, output: Path) -> bool:
     """A bag is done when its last line says ok for this very input, model, options and version, and its
     output is in place."""
-    return (record is not None and record.get("status") == "ok" and record.get("fingerprint") == fingerprint
-            and record.get("model") == key.model and record.get("options") == key.options
-            and record.get("version") == key.version and output.is_dir())
+    return _same_run(record, fingerprint, key) and record.get("status") == "ok" and output.is_dir()  # type: ignore
+
+
+def failed_on_its_input(record: dict | None, fingerprint: str, key: RunKey) -> bool:
+    """The bag itself failed (unreadable, no frame) for this very input and options: running it again gives the
+    same line. A bag whose worker died is tried again."""
+    return _same_run(record, fingerprint, key) and record.get("failure") == "input"  # type: ignore
 
 
 class Ledger:
