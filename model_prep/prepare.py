@@ -75,6 +75,7 @@ def load_dpu_model(args: argparse.Namespace):
                  else um.load_checkpoint(args.weights, ultra))
         um.detect_layer(model, ultra)
         ym.check_dpu_activations(model)
+        um.use_channel_slices(model, ultra)
         um.use_raw_heads(model, ultra, args.split_heads)
         return model, ultra
     yolo = ym.yolov5_modules(args.yolov5_dir)

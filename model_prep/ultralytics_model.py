@@ -22,11 +22,13 @@ ATTENTION = ("C2PSA", "PSABlock", "Attention", "A2C2f", "AAttn", "ABlock")  # YO
 def ultralytics_modules() -> types.SimpleNamespace:
     """Ultralytics' DetectionModel, Detect and yaml loader; exits saying how to install it."""
     try:
+        from ultralytics.nn.modules.block import C2f
         from ultralytics.nn.modules.head import Detect
         from ultralytics.nn.tasks import DetectionModel, yaml_model_load
     except ImportError as e:
         raise SystemExit(f"--family yolov8 needs Ultralytics (pip install ultralytics): {e}") from e
-    return types.SimpleNamespace(DetectionModel=DetectionModel, Detect=Detect, yaml_model_load=yaml_model_load)
+    return types.SimpleNamespace(DetectionModel=DetectionModel, Detect=Detect, C2f=C2f,
+                                 yaml_model_load=yaml_model_load)
 
 
 def build_model(cfg: str | Path, ultra: types.SimpleNamespace, nc: int | None, activation: str):
@@ -60,6 +62,26 @@ def detect_layer(model, ultra: types.SimpleNamespace):
     if type(head) is not ultra.Detect:
         raise SystemExit(f"the model's head is {type(head).__name__}, not a plain Detect: only detection models run")
     return head
+
+
+def use_channel_slices(model, ultra: types.SimpleNamespace) -> int:
+    """Make every C2f block halve its first conv's output with two fixed channel slices instead of ``chunk``: the
+    Vitis AI quantizer lists ``chunk`` among the operators it cannot deploy (``MULTIPLE_OUTPUTS_OPS`` in
+    nndct_shared), and traced it computes its split point from the tensor's shape (Shape, Gather, Div), arithmetic
+    that Vitis AI leaves on the CPU. Same numbers; returns the blocks changed."""
+    torch = _torch()
+
+    def sliced_forward(self, x):
+        t = self.cv1(x)
+        y = [t[:, : self.c], t[:, self.c :]]
+        for m in self.m:
+            y.append(m(y[-1]))
+        return self.cv2(torch.cat(y, 1))
+
+    blocks = [m for m in model.modules() if type(m) is ultra.C2f]
+    for block in blocks:
+        block.forward = types.MethodType(sliced_forward, block)
+    return len(blocks)
 
 
 def use_raw_heads(model, ultra: types.SimpleNamespace, split: bool = False) -> None:

@@ -356,6 +356,33 @@ def test_model_prep_makes_a_raw_head_yolov8n_onnx_and_its_metadata(ultra, tmp_pa
     assert names == ([f"p{s}_{part}" for s in STRIDES for part in ("box", "cls")] if split else ["p8", "p16", "p32"])
     backend = OnnxBackend(tmp_path / "m.onnx", meta)
     assert [s.shape for s in backend.output_specs] == list(meta.head_shapes)  # box and class alike: told by name
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "m.onnx")).graph.node}
+    # DPU operations only: C2f's chunk exports as shape arithmetic (Shape, Gather, Div, Mul) feeding its slices, which
+    # Vitis AI maps to the CPU; model_prep's fixed channel slices leave none
+    assert ops <= {"Conv", "Relu", "MaxPool", "Resize", "Concat", "Add", "Slice", "Constant", "Identity"}, ops
+
+
+def test_c2f_blocks_slice_their_channels_instead_of_chunking_with_the_same_numbers(ultra):
+    """model_prep swaps C2f's ``chunk`` (an operator the Vitis AI quantizer cannot deploy) for two channel slices:
+    every output of the model is bit-for-bit what it was, on real images."""
+    import torch
+
+    from model_prep import ultralytics_model as um
+
+    pre = Preprocessor((320, 320), None, family("yolov8").contract)
+    images = []
+    for path in sorted(DEMO_IMAGES.glob("*.jpg"))[:2]:
+        pre(cv2.imread(str(path)))
+        images.append(torch.from_numpy(pre.buffer.astype(np.float32) / 255).permute(0, 3, 1, 2))
+    x = torch.cat(images)
+    model = _relu_yolov8n(ultra, x)
+    with torch.no_grad():
+        before = model(x)[0]
+        assert um.use_channel_slices(model, um.ultralytics_modules()) == 8  # yolov8n: 4 in the backbone, 4 in the neck
+        after = model(x)[0]
+    assert torch.equal(before, after)
 
 
 def test_model_prep_refuses_yolo11_and_names_why(ultra, tmp_path):
