@@ -28,7 +28,7 @@ setup(
     extras_require={
         "bag": ["rosbags>=0.10.9"],
         "plot": ["matplotlib>=3.5"],
-        "fleet": ["ray>=2.10", "rosbags>=0.10.9"],  # yolov5-dpu replay over many bags
+        "fleet": ["ray[client]>=2.10", "rosbags>=0.10.9"],  # yolov5-dpu replay; client: --address ray://
         "test": ["pytest", "ruff", "hypothesis"],
     },
     zip_safe=True,

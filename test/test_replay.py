@@ -192,14 +192,15 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster():
     """A Ray head on this machine with 2 CPUs and one 'dpu' unit, as `ray start` makes it on a board, with Ray's
-    default token authentication (the drivers that join it run in processes of their own, with JOIN's setting)."""
+    default token authentication (the drivers that join it run in processes of their own, with JOIN's setting):
+    (its address, its Ray Client address)."""
     pytest.importorskip("ray", reason="ray is not installed here")
     ray_cli = Path(sys.executable).with_name("ray")
-    port = _free_port()
-    subprocess.run([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2", "--resources={\"dpu\": 1}",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True,
-                   timeout=120, env=JOIN)
-    yield f"127.0.0.1:{port}"
+    port, client = _free_port(), _free_port()
+    subprocess.run([str(ray_cli), "start", "--head", f"--port={port}", f"--ray-client-server-port={client}",
+                    "--num-cpus=2", "--resources={\"dpu\": 1}", "--include-dashboard=false", "--disable-usage-stats"],
+                   check=True, capture_output=True, timeout=120, env=JOIN)
+    yield f"127.0.0.1:{port}", f"ray://127.0.0.1:{client}"
     subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=120)
 
 
@@ -245,6 +246,7 @@ def test_the_embedded_cluster_runs_many_bags_by_default(fleet, singles, tmp_path
 
 @pytest.mark.needs("ray")
 def test_a_worker_killed_mid_run_costs_nothing_and_reruns_skip_what_is_complete(cluster, fleet, singles, tmp_path):
+    cluster, _ = cluster
     run = tmp_path / "run"
     proc = _replay([str(fleet), "--out", str(run), "--address", cluster, "--workers", "2"])
     def workers_done() -> set[str]:  # pids of the workers that have finished a bag
@@ -284,7 +286,20 @@ def test_a_worker_killed_mid_run_costs_nothing_and_reruns_skip_what_is_complete(
 
 
 @pytest.mark.needs("ray")
+def test_a_remote_cluster_is_reached_through_ray_client(cluster, fleet, singles, tmp_path):
+    _, client = cluster
+    run = tmp_path / "run"
+    proc = _replay([str(fleet / "site_*" / "run0[13]"), "--out", str(run), "--address", client])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert {r["rel"] for r in summary(run)} == {"site_a/run01", "site_a/run03"}
+    for rel in ("site_a/run01", "site_a/run03"):
+        assert same_output(run / rel, singles[rel])
+
+
+@pytest.mark.needs("ray")
 def test_ctrl_c_keeps_what_is_complete_and_removes_the_rest(cluster, fleet, tmp_path):
+    cluster, _ = cluster
     run = tmp_path / "run"
     proc = _replay([str(fleet), "--out", str(run), "--address", cluster, "--workers", "2"])
     _wait_for(lambda: (run / SUMMARY).exists() and len((run / SUMMARY).read_text().splitlines()) >= 2, proc)
@@ -305,7 +320,7 @@ def test_dpu_workers_take_one_dpu_unit_each(cluster, fleet, tmp_path):
     with pytest.raises(ValueError, match="--resources"):
         pool_size(RaySettings(dpu=True), {"CPU": 8.0})
     bags = [str(b.path) for b in find_bags([str(fleet / "site_a")])[:4]]
-    done = subprocess.run([sys.executable, str(Path(__file__).with_name("fleet_placement.py")), cluster, *bags,
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("fleet_placement.py")), cluster[0], *bags,
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, env=JOIN)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -142,10 +142,18 @@ def run_on_ray(jobs: Sequence[BagJob], model: ModelSpec, options: BagOptions, ke
     except BaseException:
         for actor in actors:
             ray.kill(actor, no_restart=True)
-        if running:  # let the killed workers stop writing before their partial outputs go
-            ray.wait(list(running), num_returns=len(running), timeout=10)
-        for _, job in running.values():
+        if running:  # let the killed workers stop writing; a bag that ended meanwhile still gets its line
+            done, _ = ray.wait(list(running), num_returns=len(running), timeout=10)
+            for ref in done:
+                try:
+                    record = ray.get(ref)
+                except ray.exceptions.RayError:
+                    continue
+                del running[ref]
+                on_record(record)
+        for _, job in running.values():  # no line, so neither its partial nor a renamed output may stay
             remove(job.partial)
+            remove(job.output)
         raise
     finally:
         if started:
