@@ -2,7 +2,7 @@
 
     python bench/bench_pipeline.py [--repeat 30] [--markdown bench/RESULTS.md]
 
-Pre-processing: this package (letterbox + RGB + int8 through a table, in place) vs the seed pipeline
+Pre-processing: this package (letterbox + RGB + int8, in place) vs the seed pipeline
 (letterbox with new arrays, float normalise, cast to int8) vs the floor (one cv2.resize into the
 buffer + one copy of the input buffer). Post-processing: this package (int8 early rejection) vs the
 seed pipeline (dequantize and sigmoid every output, decode all, YOLOv5-style NMS), on generated
@@ -123,10 +123,10 @@ def identical(a: Detections, b: Detections) -> bool:
 def bench_pre(repeat: int) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
-    for src_hw in [(480, 640), (1080, 1920)]:
+    for src_hw in [(480, 640), (720, 1280), (1080, 1920)]:
         small = rng.integers(0, 256, (src_hw[0] // 8, src_hw[1] // 8, 3), dtype=np.uint8)
         bgr = cv2.resize(small, src_hw[::-1], interpolation=cv2.INTER_LINEAR)
-        for size in (640, 960):
+        for size in (416, 640, 960):
             hw = (size, size)
             pre = Preprocessor(hw, FIX_POINT)
             buf, dst = np.zeros((1, size, size, 3), np.uint8), np.empty((1, size, size, 3), np.uint8)

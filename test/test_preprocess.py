@@ -195,3 +195,27 @@ def test_a_non_square_input_is_centred_on_each_axis_by_its_own_size():
     scales by 2/3 to 320 x 426, no rows of padding, 107 columns left."""
     g = letterbox_geometry((480, 640), (320, 640), model_family("yolov3").contract)
     assert (g.resized_hw, g.top, g.left) == ((320, 426), 0, 107)
+
+
+@pytest.mark.parametrize("family", ["yolov5", "yolov3", "yolox"])
+@pytest.mark.parametrize("fix_point", range(-4, 11))
+def test_the_int8_input_is_the_table_of_the_uint8_letterbox_for_every_fix_point(family, fix_point):
+    """Whichever way the frame is quantized (OpenCV's arithmetic where it matches the table, the lookup where it does
+    not), every pixel of the buffer is the quantizer's table entry of the letterboxed pixel."""
+    contract = model_family(family).contract
+    image = np.random.default_rng(fix_point + 10).integers(0, 256, (48, 64, 3), np.uint8)
+    image.reshape(-1)[:256] = np.arange(256, dtype=np.uint8)  # every pixel value at least once
+    quantized, pixels = Preprocessor((64, 64), fix_point, contract), Preprocessor((64, 64), None, contract)
+    quantized(image, "bgr8")
+    pixels(image, "bgr8")
+    table = quantization_table(fix_point, contract.scale).view(np.int8)
+    np.testing.assert_array_equal(quantized.buffer[0], table[pixels.buffer[0]])
+
+
+def test_opencvs_arithmetic_is_taken_only_where_it_gives_the_table():
+    from yolov5_dpu_ros.core.preprocess import exact_gain
+
+    assert exact_gain(quantization_table(6), 2.0**6 / 255) == 2.0**6 / 255  # no ties at 1/255 and fix point >= 0
+    assert exact_gain(quantization_table(7), 2.0**7 / 255) == 2.0**7 / 255  # 255 saturates at 127 either way
+    assert exact_gain(quantization_table(-1, 1.0), 0.5) is None  # YOLOX: ties, which OpenCV rounds to even
+    assert exact_gain(quantization_table(6), 2.0**6 / 255 * 1.01) is None
