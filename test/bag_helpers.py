@@ -80,3 +80,18 @@ def write_ros1_bag(path: Path, frames: list[np.ndarray], first_sec: int = 50) ->
             msg = image_t(header=h, height=f.shape[0], width=f.shape[1], encoding="bgr8", is_bigendian=0,
                           step=f.shape[1] * 3, data=f.reshape(-1))
             writer.write(conn, (first_sec + i) * 10**9, store.serialize_ros1(msg, image_t.__msgtype__))
+
+
+def interrupt_at_frame(monkeypatch, frame: int) -> None:
+    """Ctrl-C while a bag is replayed: KeyboardInterrupt when the ``frame``-th frame's detections are built."""
+    from yolov5_dpu_ros.replay import one_bag
+
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == frame:
+            raise KeyboardInterrupt
+        return []
+
+    monkeypatch.setattr(one_bag, "detection_fields", interrupted)

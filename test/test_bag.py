@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bag_helpers import bag_messages, write_rgbd_bag, write_ros1_bag
+from bag_helpers import bag_messages, interrupt_at_frame, write_rgbd_bag, write_ros1_bag
 
 from demo.make_demo_inputs import FRAME_ID, IMAGE_TOPIC, moving_shapes, write_bag
 from yolov5_dpu_ros.cli.main import main
@@ -145,17 +145,7 @@ def test_a_failing_run_leaves_no_output_and_can_run_again(tmp_path, capsys):
 
 
 def test_a_run_interrupted_midway_removes_its_partial_output(tmp_path, monkeypatch):
-    from yolov5_dpu_ros.replay import one_bag
-
-    calls = []
-
-    def failing_fields(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return []
-
-    monkeypatch.setattr(one_bag, "detection_fields", failing_fields)
+    interrupt_at_frame(monkeypatch, 3)
     out = tmp_path / "out"
     assert main(["bag", str(DEMO_BAG), "--out", str(out), "--no-progress"]) == 130
     assert not out.exists()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bag_helpers import bag_messages, write_rgbd_bag, write_ros1_bag
+from bag_helpers import bag_messages, interrupt_at_frame, write_rgbd_bag, write_ros1_bag
 
 from demo.make_demo_inputs import moving_shapes, write_bag
 from yolov5_dpu_ros.cli.main import main
@@ -144,17 +144,7 @@ def test_one_bag_needs_no_ray_and_many_say_how_to_install_it(fleet, singles, tmp
 
 
 def test_an_interrupted_bag_leaves_nothing_half_written(fleet, tmp_path, monkeypatch):
-    from yolov5_dpu_ros.replay import one_bag
-
-    calls = []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return []
-
-    monkeypatch.setattr(one_bag, "detection_fields", interrupted)
+    interrupt_at_frame(monkeypatch, 4)
     run = tmp_path / "run"
     assert main(["replay", str(fleet / "site_a" / "run01"), "--out", str(run), "--no-progress"]) == 130
     assert not (run / "run01").exists() and not partials(run)
