@@ -104,6 +104,13 @@ def test_naming_no_bag_is_refused_with_the_reason(tmp_path, args, message):
         find_bags(args, cwd=tmp_path)
 
 
+@pytest.mark.parametrize("args,message", [(["--workers", "0"], "--workers 0: give at least 1"),
+                                          (["--cpus-per-worker", "0"], "--cpus-per-worker 0.0: give a positive")])
+def test_a_pool_that_cannot_run_is_refused_before_anything_is_written(fleet, tmp_path, capsys, args, message):
+    assert main(["replay", str(fleet / "site_a"), "--out", str(tmp_path / "run"), *args]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
 def test_two_bags_that_would_write_one_output_are_refused(tmp_path):
     for site in ("a", "b"):
         write_bag(tmp_path / site / "run", list(moving_shapes(1, 1)))

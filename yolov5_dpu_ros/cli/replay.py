@@ -127,6 +127,10 @@ def _frame_count(job: BagJob, topics) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers {args.workers}: give at least 1 (or leave it out to size the pool to the cluster)")
+    if not args.cpus_per_worker > 0:
+        raise CliError(f"--cpus-per-worker {args.cpus_per_worker}: give a positive number (fractions share a CPU)")
     check_output_folder(args.out, "--out")
     model = _model(args)
     options = bag_options(args)
