@@ -77,9 +77,15 @@ def _model(args: argparse.Namespace) -> ModelSpec:
         config = postprocess_config(args)
     except ValueError as e:
         raise CliError(str(e)) from e
-    if isinstance(spec, OnnxSpec) and not spec.threads:  # a worker's share, not every core of its node
-        spec = replace(spec, threads=max(1, int(args.cpus_per_worker)))
     return ModelSpec(spec, args.model_meta, config)
+
+
+def _worker_share(model: ModelSpec, cpus_per_worker: float) -> ModelSpec:
+    """On Ray, ONNX Runtime's threads default to the worker's CPUs, not every core of its node."""
+    spec = model.backend
+    if isinstance(spec, OnnxSpec) and not spec.threads:
+        return replace(model, backend=replace(spec, threads=max(1, int(cpus_per_worker))))
+    return model
 
 
 @dataclass
@@ -116,10 +122,11 @@ def _plan(args: argparse.Namespace, key: RunKey, ledger: Ledger) -> _Plan:
 
 
 def _frame_count(job: BagJob, topics) -> int:
+    """Colour frames the bag holds on the topics read (0 for a bag that cannot be read: it gets its own line)."""
     try:
         reader = BagReader(job.input.path, topics)
     except BagError:
-        return 0  # its failure comes with its own line
+        return 0
     try:
         return reader.count()
     finally:
@@ -174,7 +181,7 @@ def run_replay(args: argparse.Namespace) -> int:
     try:
         if on_ray:
             settings = RaySettings(args.address, args.workers, args.cpus_per_worker, args.backend == "dpu")
-            run_on_ray(todo, model, options, key, on_record, on_frames, settings)
+            run_on_ray(todo, _worker_share(model, args.cpus_per_worker), options, key, on_record, on_frames, settings)
         elif todo:
             run_here(todo, model, options, key, on_record, on_frames)
     except ValueError as e:

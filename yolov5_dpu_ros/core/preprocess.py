@@ -156,8 +156,11 @@ class Preprocessor:
         dtype = np.uint8 if fix_point is None else np.int8
         self.buffer = np.empty((1, *self.input_hw, 3), dtype=dtype)
         self._pixels = self.buffer.view(np.uint8)[0]
-        self._table = None if fix_point is None else quantization_table(fix_point, contract.scale)
-        self._gain = None if fix_point is None else exact_gain(self._table, contract.scale * 2.0**fix_point)
+        self._table: np.ndarray | None = None
+        self._gain: float | None = None
+        if fix_point is not None:
+            self._table = quantization_table(fix_point, contract.scale)
+            self._gain = exact_gain(self._table, contract.scale * 2.0**fix_point)
         self._geometry: Letterbox | None = None
         self._scratch: dict[tuple[int, ...], np.ndarray] = {}
 
