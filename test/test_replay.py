@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bag_helpers import bag_messages, interrupt_at_frame, write_rgbd_bag, write_ros1_bag
 
@@ -157,6 +158,28 @@ def test_an_interrupted_bag_leaves_nothing_half_written(fleet, tmp_path, monkeyp
     assert not (run / "run01").exists() and not partials(run)
 
 
+def test_a_bag_of_unreadable_frames_fails_keeping_the_first_problems(tmp_path):
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    t = store.types
+    bag = tmp_path / "in" / "broken_frames"
+    with Writer(bag, version=8) as writer:
+        conn = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        for i in range(7):  # 4x4 bgr8 frames carrying 10 bytes instead of 48
+            header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=i, nanosec=0), frame_id="c")
+            msg = t["sensor_msgs/msg/Image"](header=header, height=4, width=4, encoding="bgr8", is_bigendian=0,
+                                             step=12, data=np.zeros(10, np.uint8))
+            writer.write(conn, i * 10**9, store.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    run = tmp_path / "run"
+    assert main(["replay", str(bag), "--out", str(run), "--no-progress"]) == 1
+    (line,) = summary(run)
+    assert line["status"] == "failed" and line["reason"] == "no readable frame (7 unreadable)"
+    assert len(line["messages"]) == 5 and all("skipped a bad frame" in m for m in line["messages"])
+    assert not (run / "broken_frames").exists() and not partials(run)
+
+
 def test_tracking_and_depth_outputs_equal_the_single_bag_command(tmp_path):
     rgbd = tmp_path / "in" / "rgbd"
     write_rgbd_bag(rgbd, frames=4)
@@ -292,6 +315,20 @@ def test_a_remote_cluster_is_reached_through_ray_client(cluster, fleet, singles,
     assert {r["rel"] for r in summary(run)} == {"site_a/run01", "site_a/run03"}
     for rel in ("site_a/run01", "site_a/run03"):
         assert same_output(run / rel, singles[rel])
+
+
+@pytest.mark.needs("ray")
+def test_a_model_the_workers_cannot_load_stops_the_run_with_the_reason(cluster, fleet, tmp_path):
+    address, _ = cluster
+    broken = tmp_path / "broken.onnx"
+    broken.write_text("not an ONNX model")  # the driver only checks that it is there: the workers load it
+    proc = _replay([str(fleet / "site_a"), "--out", str(tmp_path / "run"), "--address", address, "--model",
+                    str(broken)])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    assert "a worker could not load the model:" in err and "is not a loadable ONNX model" in err
+    assert not (tmp_path / "run" / "summary.jsonl").read_text()  # no bag was marked failed for it
+    assert not partials(tmp_path / "run")
 
 
 @pytest.mark.needs("ray")

@@ -162,19 +162,20 @@ def run_replay(args: argparse.Namespace) -> int:
               "(--force tries them)", file=sys.stderr)
     records: list[dict] = []
     progress = Progress(len(todo), "bags", enabled=not args.no_progress)
-    frames_done, start = 0, time.perf_counter()
+    frames_done, failed_now, start = 0, 0, time.perf_counter()
 
     def on_frames(n: int) -> None:
         nonlocal frames_done
         frames_done += n
-        failed = sum(r["status"] != "ok" for r in records)
         fps = frames_done / max(time.perf_counter() - start, 1e-9)
-        progress.detail = f"frames {frames_done}/{frames_total} {fps:.1f}/s, {failed} failed"
+        progress.detail = f"frames {frames_done}/{frames_total} {fps:.1f}/s, {failed_now} failed"
         progress.refresh()
 
     def on_record(record: dict) -> None:
+        nonlocal failed_now
         ledger.append(record)
         records.append(record)
+        failed_now += record["status"] != "ok"
         progress.update()
         on_frames(0)
 

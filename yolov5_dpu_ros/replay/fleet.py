@@ -83,6 +83,12 @@ class ProgressBoard:
         return frames
 
 
+def _cause(error: Exception) -> str:
+    """The last line of a Ray error's text: the exception the remote code raised."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
 def pool_size(settings: RaySettings, resources: dict) -> int:
     """Workers to start: as asked, else what the cluster holds; DPU workers never more than its ``dpu`` units."""
     if settings.dpu:
@@ -130,8 +136,10 @@ def run_on_ray(jobs: Sequence[BagJob], model: ModelSpec, options: BagOptions, ke
                 actor, job = running.pop(ref)
                 try:
                     record = ray.get(ref)
-                except ray.exceptions.RayError as e:  # the worker died more often than the retries allow
-                    remove(job.partial)
+                except ray.exceptions.RayActorError as e:
+                    if e.actor_init_failed:  # the model does not load there: every bag would fail alike
+                        raise ValueError(f"a worker could not load the model: {_cause(e)}") from e
+                    remove(job.partial)  # the worker died more often than the retries allow
                     record = failed_record(job, key, f"its worker died {TASK_RETRIES + 1} times: "
                                                      f"{type(e).__name__}: {str(e).splitlines()[0]}",
                                            failure=WORKER)

@@ -74,8 +74,7 @@ def failed_record(job: BagJob, key: RunKey, reason: str, messages: list[str] | N
                   failure: str = INPUT) -> dict:
     """The line of a bag that gave no output, with why (one line)."""
     return {**base_record(job, key), "status": "failed", "failure": failure, "reason": " ".join(reason.split()),
-            "frames": {},
-            "detections": {}, "unreadable": 0, "fps": 0.0, "seconds": 0.0, "messages": (messages or [])[:KEPT_MESSAGES]}
+            "frames": {}, "detections": {}, "unreadable": 0, "fps": 0.0, "seconds": 0.0, "messages": messages or []}
 
 
 def run_job(job: BagJob, detector: Detector, options: BagOptions, key: RunKey,
@@ -85,7 +84,12 @@ def run_job(job: BagJob, detector: Detector, options: BagOptions, key: RunKey,
     remove(job.partial)
     remove(job.output)  # an output without its ok line was never finished (or --force redoes it)
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    messages: list[str] = []
+    messages: list[str] = []  # the first KEPT_MESSAGES per-frame problems
+
+    def note(line: str) -> None:
+        if len(messages) < KEPT_MESSAGES:
+            messages.append(line)
+
     start = time.perf_counter()
     try:
         inputs = BagInputs(job.input.path, options)
@@ -101,7 +105,7 @@ def run_job(job: BagJob, detector: Detector, options: BagOptions, key: RunKey,
             pending, last = 0, time.perf_counter()
 
     try:
-        result = replay_bag(inputs, detector, job.partial, options, seen, messages.append)
+        result = replay_bag(inputs, detector, job.partial, options, seen, note)
     except BaseException as e:
         remove(job.partial)
         if not isinstance(e, Exception):
@@ -120,4 +124,4 @@ def run_job(job: BagJob, detector: Detector, options: BagOptions, key: RunKey,
     return {**base_record(job, key), "status": "ok", "frames": dict(result.frames),
             "detections": {names[c]: n for c, n in sorted(result.classes.items())}, "unreadable": result.bad,
             "fps": round(frames / max(result.wall_s, 1e-9), 2), "seconds": round(seconds, 3),
-            "messages": messages[:KEPT_MESSAGES]}
+            "messages": messages}
