@@ -116,9 +116,12 @@ def exact_gain(table: np.ndarray, gain: float) -> float | None:
     """``gain`` when OpenCV's arithmetic (which rounds ties to even, in float32) gives the quantizer's table for
     every pixel value, checked once through the very call the frames take; None where it does not (ties, as with
     YOLOX's fix point -1), and the table lookup is used."""
-    ramp = np.tile(np.arange(256, dtype=np.uint8), (3, 7))  # rows long enough for the SIMD body and its tail
-    _scaled(ramp, gain)
-    return gain if np.array_equal(ramp, np.tile(table, (3, 7))) else None
+    values = np.arange(256, dtype=np.uint8)
+    long_row = np.tile(values, (1, 8))  # every value in OpenCV's vectorised loop
+    one_a_row = np.repeat(values[:, None], 2, axis=1)[:, :1]  # rows of one pixel: every value in its scalar tail
+    _scaled(long_row, gain)
+    _scaled(one_a_row, gain)
+    return gain if np.array_equal(long_row[0], np.tile(table, 8)) and np.array_equal(one_a_row[:, 0], table) else None
 
 
 def check_image(image: np.ndarray, encoding: str) -> np.ndarray:
