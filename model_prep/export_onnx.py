@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     hw = input_hw(args)
     images = calibration_images(args.calib, args.calib_count)
     model, modules = load_dpu_model(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     ym.export_raw_onnx(model, hw, args.out, output_names(model, modules, args))
     session = ort.InferenceSession(str(args.out), providers=["CPUExecutionProvider"])
     fps = calibrate_heads(lambda x: session.run(None, {"images": x}), images, hw, args.rule)

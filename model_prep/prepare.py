@@ -101,6 +101,19 @@ def output_names(model, modules, args: argparse.Namespace) -> list[str] | None:
     return um.output_names(model, modules, args.split_heads) if args.family == "yolov8" else None
 
 
+def training_yaml(args: argparse.Namespace) -> dict:
+    """The model yaml to train: --cfg with the DPU's activation under the key the trainer reads."""
+    activation = ym.ACTIVATIONS[args.activation]
+    if args.family == "yolov8":
+        return um.training_yaml(args.cfg, um.ultralytics_modules(), args.nc, activation)
+    d = ym.load_model_yaml(args.cfg)
+    d.pop("act", None)
+    d["activation"] = activation
+    if args.nc is not None:
+        d["nc"] = args.nc
+    return d
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_prep.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,14 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"checked: {meta.activation} only, no SiLU/Hardswish/Sigmoid; Detect returns {len(meta.strides)} raw heads "
           f"{[list(s) for s in meta.head_shapes]} (NHWC)")
     print(f"wrote {args.out_meta}: input {hw}, strides {list(meta.strides)}, {meta.num_classes} classes")
-    if args.cfg is not None and args.out_cfg is not None and args.family == "yolov5":
-        d = ym.load_model_yaml(args.cfg)
-        d.pop("act", None)
-        d["activation"] = ym.ACTIVATIONS[args.activation]
-        if args.nc is not None:
-            d["nc"] = args.nc
+    if args.cfg is not None and args.out_cfg is not None:
+        d = training_yaml(args)
         args.out_cfg.write_text(yaml.safe_dump(d, sort_keys=False))
-        print(f"wrote {args.out_cfg}: train it with YOLOv5 (activation: {d['activation']})")
+        trainer = "Ultralytics" if args.family == "yolov8" else "YOLOv5"
+        print(f"wrote {args.out_cfg}: train it with {trainer} (activation: {d['activation']})")
     return 0
 
 

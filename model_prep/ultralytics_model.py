@@ -41,6 +41,20 @@ def build_model(cfg: str | Path, ultra: types.SimpleNamespace, nc: int | None, a
     return ultra.DetectionModel(d, verbose=False).eval()
 
 
+def training_yaml(cfg: str | Path, ultra: types.SimpleNamespace, nc: int | None, activation: str) -> dict:
+    """The model yaml to train with Ultralytics: the DPU's activation under ``activation:`` and only the chosen
+    scale left in ``scales`` (Ultralytics guesses the scale from the file name and else takes the first one)."""
+    d = ultra.yaml_model_load(str(cfg))
+    scale = d.pop("scale", "") or next(iter(d.get("scales") or {}), "")
+    d.pop("yaml_file", None)
+    if d.get("scales"):
+        d["scales"] = {scale: d["scales"][scale]}
+    d["activation"] = activation
+    if nc is not None:
+        d["nc"] = nc
+    return d
+
+
 def load_checkpoint(path: str | Path, ultra: types.SimpleNamespace):
     """An Ultralytics training checkpoint (``ema`` or ``model``) as a float eval model."""
     torch = _torch()

@@ -343,13 +343,25 @@ def test_model_prep_makes_a_raw_head_yolov8n_onnx_and_its_metadata(ultra, tmp_pa
 
     flags = ["--family", "yolov8", "--cfg", "yolov8n.yaml", "--nc", "64", "--img", "320",
              *(["--split-heads"] if split else [])]
-    assert prepare.main([*flags, "--out-meta", str(tmp_path / "p.yaml")]) == 0
+    assert prepare.main([*flags, "--out-meta", str(tmp_path / "p.yaml"), "--out-cfg", str(tmp_path / "t.yaml")]) == 0
     meta = load_meta(tmp_path / "p.yaml")
     assert (meta.family, meta.reg_max, meta.activation, meta.split_heads) == ("yolov8", 16, "relu", split)
     assert meta.head_shapes[0] == ((1, 40, 40, 64) if split else (1, 40, 40, 128))
-    assert export_onnx.main([*flags, "--calib", str(DEMO_IMAGES), "--calib-count", "3",
-                             "--out", str(tmp_path / "m.onnx")]) == 0
-    meta = load_meta(tmp_path / "m.yaml")
+    # the training yaml: Ultralytics builds yolov8n from it (its scale whatever the file is called) with ReLU only
+    trained = ultra.DetectionModel(str(tmp_path / "t.yaml"), verbose=False)
+    stock = ultra.DetectionModel("yolov8n.yaml", nc=64, verbose=False)
+    assert {type(m).__name__ for m in trained.modules()} & {"SiLU", "ReLU"} == {"ReLU"}
+    assert [p.shape for p in trained.parameters()] == [p.shape for p in stock.parameters()]
+    if split:  # a scale other than the first one the yaml lists
+        assert prepare.main([*flags[:3], "yolov8s.yaml", *flags[4:], "--out-meta", str(tmp_path / "s.yaml"),
+                             "--out-cfg", str(tmp_path / "t.yaml")]) == 0
+        trained = ultra.DetectionModel(str(tmp_path / "t.yaml"), verbose=False)
+        stock = ultra.DetectionModel("yolov8s.yaml", nc=64, verbose=False)
+        assert [p.shape for p in trained.parameters()] == [p.shape for p in stock.parameters()]
+    out = tmp_path / "new" / "m.onnx"
+    assert export_onnx.main([*flags, "--calib", str(DEMO_IMAGES), "--calib-count", "3", "--out", str(out)]) == 0
+    out.replace(tmp_path / "m.onnx")
+    meta = load_meta(out.with_suffix(".yaml"))
     assert len(meta.output_fix_points) == (6 if split else 3)
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
