@@ -197,15 +197,18 @@ def test_a_non_square_input_is_centred_on_each_axis_by_its_own_size():
     assert (g.resized_hw, g.top, g.left) == ((320, 426), 0, 107)
 
 
+@pytest.mark.parametrize("quantizer", ["arithmetic", "lookup", "auto"])
 @pytest.mark.parametrize("family", ["yolov5", "yolov3", "yolox"])
 @pytest.mark.parametrize("fix_point", range(-4, 11))
-def test_the_int8_input_is_the_table_of_the_uint8_letterbox_for_every_fix_point(family, fix_point):
+def test_the_int8_input_is_the_table_of_the_uint8_letterbox_for_every_fix_point(family, fix_point, quantizer):
     """Whichever way the frame is quantized (OpenCV's arithmetic where it matches the table, the lookup where it does
-    not), every pixel of the buffer is the quantizer's table entry of the letterboxed pixel."""
+    not or is asked for, or the faster of the two), every pixel of the buffer is the quantizer's table entry of the
+    letterboxed pixel."""
     contract = model_family(family).contract
     image = np.random.default_rng(fix_point + 10).integers(0, 256, (48, 64, 3), np.uint8)
     image.reshape(-1)[:256] = np.arange(256, dtype=np.uint8)  # every pixel value at least once
-    quantized, pixels = Preprocessor((64, 64), fix_point, contract), Preprocessor((64, 64), None, contract)
+    quantized = Preprocessor((64, 64), fix_point, contract, quantizer)
+    pixels = Preprocessor((64, 64), None, contract)
     quantized(image, "bgr8")
     pixels(image, "bgr8")
     table = quantization_table(fix_point, contract.scale).view(np.int8)
@@ -219,3 +222,20 @@ def test_opencvs_arithmetic_is_taken_only_where_it_gives_the_table():
     assert exact_gain(quantization_table(7), 2.0**7 / 255) == 2.0**7 / 255  # 255 saturates at 127 either way
     assert exact_gain(quantization_table(-1, 1.0), 0.5) is None  # YOLOX: ties, which OpenCV rounds to even
     assert exact_gain(quantization_table(6), 2.0**6 / 255 * 1.01) is None
+    with pytest.raises(ValueError, match=r"quantizer must be one of \['auto', 'arithmetic', 'lookup'\], got 'simd'"):
+        Preprocessor((64, 64), 6, quantizer="simd")
+
+
+def test_auto_takes_the_faster_of_two_exact_quantizers_and_never_an_inexact_one(monkeypatch):
+    """"auto" times the arithmetic against the lookup once and keeps the faster; where the arithmetic is not exact it
+    is not even timed."""
+    from yolov5_dpu_ros.core import preprocess
+
+    assert isinstance(preprocess.arithmetic_is_faster(quantization_table(6), 2.0**6 / 255, 640 * 3), bool)
+    for faster in (True, False):
+        monkeypatch.setattr(preprocess, "arithmetic_is_faster", lambda *a, f=faster: f)
+        assert (Preprocessor((64, 64), 6)._gain is not None) is faster
+    monkeypatch.setattr(preprocess, "arithmetic_is_faster", lambda *a: pytest.fail("timed an inexact quantizer"))
+    assert Preprocessor((64, 64), -1, model_family("yolox").contract)._gain is None
+    assert Preprocessor((64, 64), 6, quantizer="arithmetic")._gain is not None
+    assert Preprocessor((64, 64), 6, quantizer="lookup")._gain is None

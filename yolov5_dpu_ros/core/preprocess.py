@@ -6,12 +6,14 @@ color=114)`` centred with YOLOv5's rounding, /255; YOLOv3 as DPU-PYNQ's notebook
 with integer division, size truncated, /255; YOLOX BGR, 0-255, pad 114 at the bottom/right. A
 fixed-size accelerator input needs the full size, not a minimum rectangle. Quantization is
 ``clip(round(pixel * scale * 2**fix_point), -128, 127)`` as a 256-entry table, applied by OpenCV's arithmetic
-where that reproduces the table for every pixel value (checked once) and by table lookup otherwise, so rounding and
-saturation are exact (VART's own float path truncates and never clamps).
+where that reproduces the table for every pixel value (checked once) and is the faster of the two on the machine
+(x86; not the A53, where OpenCV's multiply has no NEON path), by table lookup otherwise, so rounding and saturation
+are exact (VART's own float path truncates and never clamps).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -124,6 +126,26 @@ def exact_gain(table: np.ndarray, gain: float) -> float | None:
     return gain if np.array_equal(long_row[0], np.tile(table, 8)) and np.array_equal(one_a_row[:, 0], table) else None
 
 
+QUANTIZERS = ("auto", "arithmetic", "lookup")
+
+
+def arithmetic_is_faster(table: np.ndarray, gain: float, row_bytes: int) -> bool:
+    """Whether OpenCV's arithmetic beats the table lookup on this machine, timed once on 32 rows of the input: on
+    x86 it is up to twice as fast; OpenCV's aarch64 builds run this multiply without NEON, at about three times the
+    lookup's instructions per byte (counted under qemu-aarch64: bench/RESULTS_BOARD.md). Either gives the same
+    bytes, so the choice only decides the speed."""
+    rows = np.tile(np.arange(256, dtype=np.uint8), (32, row_bytes // 256 + 1))[:, :row_bytes]
+    best = {}
+    for name, run in (("arithmetic", lambda: _scaled(rows, gain)), ("lookup", lambda: cv2.LUT(rows, table, dst=rows))):
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        best[name] = min(times)
+    return best["arithmetic"] < best["lookup"]
+
+
 def check_image(image: np.ndarray, encoding: str) -> np.ndarray:
     """Validate an image array for an encoding; returns it as (H, W) or (H, W, C) uint8."""
     if encoding not in ENCODINGS:
@@ -149,11 +171,15 @@ def check_image(image: np.ndarray, encoding: str) -> np.ndarray:
 class Preprocessor:
     """Letterboxes, converts to the family's channel order and quantizes into one preallocated NHWC buffer.
 
-    With ``fix_point=None`` the buffer holds the uint8 letterbox (for calibration and checks).
+    With ``fix_point=None`` the buffer holds the uint8 letterbox (for calibration and checks). ``quantizer``:
+    "arithmetic" where it is exact (else the lookup), "lookup", or "auto": the faster of the two on this machine.
     Scratch space is reallocated only when the source size changes, never per frame.
     """
 
-    def __init__(self, input_hw: tuple[int, int], fix_point: int | None, contract: InputContract = YOLOV5) -> None:
+    def __init__(self, input_hw: tuple[int, int], fix_point: int | None, contract: InputContract = YOLOV5,
+                 quantizer: str = "auto") -> None:
+        if quantizer not in QUANTIZERS:
+            raise ValueError(f"quantizer must be one of {list(QUANTIZERS)}, got {quantizer!r}")
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.contract = contract
         dtype = np.uint8 if fix_point is None else np.int8
@@ -163,7 +189,10 @@ class Preprocessor:
         self._gain: float | None = None
         if fix_point is not None:
             self._table = quantization_table(fix_point, contract.scale)
-            self._gain = exact_gain(self._table, contract.scale * 2.0**fix_point)
+            if quantizer != "lookup":
+                self._gain = exact_gain(self._table, contract.scale * 2.0**fix_point)
+            if self._gain is not None and quantizer == "auto":
+                self._gain = self._gain if arithmetic_is_faster(self._table, self._gain, self.input_hw[1] * 3) else None
         self._geometry: Letterbox | None = None
         self._scratch: dict[tuple[int, ...], np.ndarray] = {}
 
