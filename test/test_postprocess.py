@@ -428,6 +428,20 @@ def test_a_box_exactly_at_the_iou_threshold_is_kept_as_torchvision_keeps_it(thre
         assert 4 not in kept
 
 
+@pytest.mark.parametrize("threshold", [0.3, 0.45, 0.5, 0.7])
+def test_a_box_inside_another_that_starts_later_is_suppressed_right_above_the_threshold(threshold):
+    """The sweep only pairs boxes whose x overlap exceeds (a hair under) the threshold times the width of the box that
+    starts first; a box nested in that one's height, ending where it ends, makes that bound exact (IoU = overlap /
+    width). Around that point, in 1/256 px steps and for two classes at once, NMS keeps what the reference keeps."""
+    for step in range(-4, 5):
+        x = 64 * (1 - threshold) + step / 256
+        xyxy = np.array([[0, 0, 64, 8], [x, 0, 64, 8], [0, 20, 64, 28], [x, 20, 64, 28]], np.float32)
+        score = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+        classes = np.array([0, 0, 1, 1], np.int32)
+        kept = sorted(nms(xyxy, score, classes, threshold, 100).tolist())
+        assert kept == sorted(_reference_nms(xyxy, score, classes, threshold)), (threshold, step)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_nms_equals_the_reference_rule_on_boxes_built_on_the_grid(seed):
     """Random boxes on a 1/8-pixel grid with thresholds on 1/16 steps: many pairs sit exactly on the threshold."""

@@ -99,6 +99,7 @@ def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
 
 
 MAX_NMS_PAIRS = 2_000_000
+SWEEP_MARGIN = 1e-3  # below the IoU threshold, for the float32 rounding of the IoU and float64 of the class offsets
 
 
 def _box_iou_pairs(boxes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -112,12 +113,13 @@ def _box_iou_pairs(boxes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarra
     return inter / np.maximum(union, np.finfo(union.dtype).tiny)
 
 
-def _x_overlapping_pairs(x_ranges: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """All index pairs whose (x1, x2) ranges overlap, by a sweep over x1; None when there are too many."""
+def _x_overlapping_pairs(x_ranges: np.ndarray, min_overlap: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """All index pairs whose (x1, x2) ranges overlap by more than ``min_overlap`` times the width of the one that
+    starts first, by a sweep over x1; None when there are too many."""
     n = len(x_ranges)
     by_x1 = np.argsort(x_ranges[:, 0])
-    x1 = x_ranges[by_x1, 0]
-    ends = np.searchsorted(x1, x_ranges[by_x1, 1], side="left")
+    x1, x2 = x_ranges[by_x1, 0], x_ranges[by_x1, 1]
+    ends = np.searchsorted(x1, x2 - min_overlap * (x2 - x1), side="left")
     count = np.maximum(ends - np.arange(n) - 1, 0)
     total = int(count.sum())
     if total > MAX_NMS_PAIRS:
@@ -131,16 +133,18 @@ def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold
         max_detections: int, agnostic: bool = False) -> np.ndarray:
     """Greedy NMS in descending score order; indices kept. A box is dropped when IoU > threshold.
 
-    Only boxes whose x ranges overlap can suppress each other, so the IoU is computed for those
-    pairs alone (classes are moved apart along x for the sweep unless agnostic, which also keeps
-    pairs to one class), then one pass in score order keeps each box no kept box suppressed.
+    Only boxes whose x ranges overlap enough can suppress each other, so the IoU is computed for those pairs alone
+    (classes are moved apart along x for the sweep unless agnostic, which also keeps pairs to one class), then one
+    pass in score order keeps each box no kept box suppressed. Enough: IoU > t needs an x overlap above t times
+    either box's width (intersection <= overlap x the smaller height, union >= either area), so pairs overlapping
+    by no more than a hair under t times the first box's width are never looked at.
     """
     order = np.argsort(-score, kind="stable")
     boxes = xyxy[order]
     x_ranges = boxes[:, 0::2].astype(np.float64)
     if not agnostic and len(boxes):
         x_ranges += (class_id[order] * (float(x_ranges.max() - x_ranges.min()) + 1.0))[:, None]
-    pairs = _x_overlapping_pairs(x_ranges)
+    pairs = _x_overlapping_pairs(x_ranges, iou_threshold - SWEEP_MARGIN)
     if pairs is None:
         classes = np.zeros(len(order), np.int32) if agnostic else class_id[order]
         return order[_greedy_nms(boxes, classes, iou_threshold, max_detections)]
