@@ -12,7 +12,8 @@ from yolov5_dpu_ros.ros.diagnostics import OK, WARN, camera_report, camera_statu
 def _window(window: CameraCounts, seconds: float = 2.0, **changes) -> Window:
     values = dict(totals=CameraCounts(received=100, published=90, bad=3, failed=2, replaced=4, lost=1, unseen=5,
                                       discarded=6),
-                  window=window, seconds=seconds, stage_ms=(1.234, 5.678, 0.5), input_period=0.0333,
+                  window=window, seconds=seconds, stage_ms=(0.25, 1.234, 5.678, 0.5, 0.75, 0.125, 0.0625),
+                  input_period=0.0333,
                   latency={LATENCY: "12.5", LATENCY_MAX: "20.0", AGE: "15.0"}, active_tracks=3,
                   depth=dict.fromkeys(DEPTH_COUNTS, 0) | {"frames with depth": 7})
     return Window(**{**values, **changes})
@@ -41,7 +42,8 @@ def test_every_value_of_an_active_camera_window():
     assert status.values == {
         "lifecycle state": "active", "input fps": "30.0", "output fps": "30.0", "input period ms": "33.3",
         LATENCY: "12.5", LATENCY_MAX: "20.0", AGE: "15.0",
-        "preprocess ms": "1.23", "inference ms": "5.68", "postprocess ms": "0.50",
+        "decode ms": "0.25", "preprocess ms": "1.23", "inference ms": "5.68", "postprocess ms": "0.50",
+        "tracking ms": "0.75", "message ms": "0.12", "publish ms": "0.06",
         "lost in transport": "1", "never reached the node (from stamps)": "5", "replaced in the queue": "4",
         "bad frames": "3", "failed frames": "2", "finished after deactivate": "6", "input reliability": "best_effort",
         "active tracks": "3", **{key: "0" for key in DEPTH_COUNTS}, "frames with depth": "7",

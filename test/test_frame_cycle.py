@@ -6,6 +6,7 @@ deactivate. The rclpy node binds exactly these calls (test_node_ros.py checks th
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,6 +19,7 @@ from yolov5_dpu_ros.core.depth import DepthConfig, Intrinsics, depth_boxes
 from yolov5_dpu_ros.core.pipeline import DetectionPipeline
 from yolov5_dpu_ros.core.workers import build_detectors
 from yolov5_dpu_ros.ros.camera_io import camera_topics
+from yolov5_dpu_ros.ros.camera_state import STAGES
 from yolov5_dpu_ros.ros.diagnostics import OK, WARN, camera_report, node_report
 from yolov5_dpu_ros.ros.frame_cycle import FrameCycle, NoTransformError
 from yolov5_dpu_ros.ros.node_config import read, runtime_update
@@ -60,8 +62,11 @@ class Recorded:
         self.sent: list[tuple] = []
         self._wants_image = wants_image
 
-    def detections(self, header, fields):
-        self.sent.append(("2d", header, list(fields)))
+    def detection_message(self, header, fields):
+        return ("2d", header, list(fields))
+
+    def publish_detections(self, message):
+        self.sent.append(message)
 
     def detections_3d(self, header, frame_id, fields):
         self.sent.append(("3d", header, frame_id, list(fields)))
@@ -132,6 +137,33 @@ def test_each_frame_publishes_what_the_detector_finds_under_the_input_header(cyc
     window = cycle.cameras[0].state.window(1.0, 0)
     assert (window.totals.received, window.totals.published, window.totals.bad) == (4, 4, 0)
     assert node_report("active", cycle).values["processed frames (all cameras)"] == "4"
+
+
+def test_each_stage_of_a_frame_is_timed_under_its_own_diagnostics_key(cycle_with):
+    """A frame whose decode, message building and publishing each take a known extra time: the window's mean of
+    each stage holds that time and no other stage does; every stage of STAGES is reported."""
+    cycle, _, _ = cycle_with(tracking=True, workers=1)
+    outputs = cycle.cameras[0].outputs
+    delays = {"decode": 0.03, "message": 0.05, "publish": 0.07}
+
+    class SlowData(SimpleNamespace):
+        @property
+        def data(self):  # read by the worker's decode
+            time.sleep(delays["decode"])
+            return FRAMES[0].tobytes()
+
+    built, published = outputs.detection_message, outputs.publish_detections
+    outputs.detection_message = lambda *a: (time.sleep(delays["message"]), built(*a))[1]
+    outputs.publish_detections = lambda m: (time.sleep(delays["publish"]), published(m))[1]
+    msg = image_msg(FRAMES[0], 1)
+    cycle.on_image(0, SlowData(header=msg.header, height=240, width=320, encoding="bgr8", is_bigendian=0, step=960))
+    _drain(cycle)
+    values = camera_report("active", cycle, 0, 2.0, "reliable").values
+    stage_ms = {stage: float(values[f"{stage} ms"]) for stage in STAGES}
+    for stage, seconds in delays.items():
+        assert seconds * 1e3 <= stage_ms[stage] < seconds * 1e3 + 25, (stage, stage_ms)
+    assert all(stage_ms[s] < 25 for s in STAGES if s not in delays), stage_ms
+    assert stage_ms["inference"] > 0 and stage_ms["tracking"] > 0
 
 
 def test_bad_frames_are_counted_with_the_reason_and_the_next_frame_goes_through(cycle_with):

@@ -42,6 +42,7 @@ class Detected:
     timings: StageTimings
     image: np.ndarray
     encoding: str
+    decode_ms: float  # the message (or file) to pixels, before pre-processing
 
 
 @dataclass(frozen=True)
@@ -223,12 +224,14 @@ class DetectionPipeline:
 
 def _run(detector: Detector, load: Loader) -> Detected | Failed:
     """Decode, then detect; what goes wrong becomes the frame's outcome, never an exception."""
+    start = time.perf_counter()
     try:
         image, encoding = load()
     except Exception as e:  # a message that cannot become an image: a bad frame, counted as such
         return Failed(f"{type(e).__name__}: {e}", unreadable=True)
+    decode_ms = (time.perf_counter() - start) * 1e3
     try:
         detections, low, timings = detector.detect_split(image, encoding)
     except Exception as e:  # a bad frame or a backend fault: counted and reported, never fatal
         return Failed(f"{type(e).__name__}: {e}")
-    return Detected(detections, low, timings, image, encoding)
+    return Detected(detections, low, timings, image, encoding, decode_ms)

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from yolov5_dpu_ros.core.detections import Detections
-from yolov5_dpu_ros.core.detector import StageTimings
 from yolov5_dpu_ros.core.input_health import CameraCounts, StampGaps
 from yolov5_dpu_ros.core.latency import LatencyWindow
 from yolov5_dpu_ros.core.tracking import Tracker, TrackerConfig, TrackUpdate
 
+# a published frame's stages, in the order it goes through them: the message to pixels, the detector's three, the
+# tracker, building the Detection2DArray (field values and the message) and publishing it
+STAGES = ("decode", "preprocess", "inference", "postprocess", "tracking", "message", "publish")
 DEPTH_COUNTS = ("frames with depth", "detections without valid depth", "unsynchronised frames",
                 "frames without transform", "bad depth images", "bad camera info")
 _KEEP = object()  # no tracker change pending
@@ -26,7 +28,7 @@ class Window:
     totals: CameraCounts
     window: CameraCounts
     seconds: float
-    stage_ms: tuple[float, float, float]  # mean pre-processing, inference and post-processing per published frame
+    stage_ms: tuple[float, ...]  # mean ms of each of STAGES per published frame
     input_period: float | None
     latency: dict[str, str]
     active_tracks: int | None
@@ -42,7 +44,7 @@ class CameraState:
         self._counts = CameraCounts()
         self._stamps = StampGaps()
         self._latency = LatencyWindow()
-        self._stage_ms = [0.0, 0.0, 0.0]
+        self._stage_ms = [0.0] * len(STAGES)
         self._last: tuple[CameraCounts, float | None] = (CameraCounts(), None)
         self._depth = dict.fromkeys(DEPTH_COUNTS, 0) if with_depth else {}
         self._tracker = Tracker(tracker) if tracker else None
@@ -66,12 +68,12 @@ class CameraState:
             self._depth[what] += n
 
     def published(self, received_s: float, stamp_s: float, published_s: float, published_wall_s: float,
-                  timings: StageTimings) -> None:
-        """A frame's detections went out: its latency and stage times join the window."""
+                  stage_ms: tuple[float, ...]) -> None:
+        """A frame's detections went out: its latency and its time in each of STAGES join the window."""
         with self._lock:
             self._counts = replace(self._counts, published=self._counts.published + 1)
             self._latency.add(received_s, stamp_s, published_s, published_wall_s)
-            for i, ms in enumerate((timings.preprocess_ms, timings.inference_ms, timings.postprocess_ms)):
+            for i, ms in enumerate(stage_ms):
                 self._stage_ms[i] += ms
 
     def change_tracker(self, config: TrackerConfig | None) -> None:
@@ -110,7 +112,7 @@ class CameraState:
             window = totals - before
             published = max(window.published, 1)
             stage = tuple(ms / published for ms in self._stage_ms)
-            self._stage_ms = [0.0, 0.0, 0.0]
+            self._stage_ms = [0.0] * len(STAGES)
             return Window(totals, window, max(now_s - t0, 1e-9) if t0 is not None else 1.0,
-                          (stage[0], stage[1], stage[2]), self._stamps.input_period(), self._latency.take(),
+                          stage, self._stamps.input_period(), self._latency.take(),
                           None if self._tracker is None else self._tracker.active, dict(self._depth))

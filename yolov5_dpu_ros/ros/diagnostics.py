@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from yolov5_dpu_ros.core.input_health import WARN_FRACTION, health
 from yolov5_dpu_ros.core.latency import AGE, LATENCY, LATENCY_MAX
-from yolov5_dpu_ros.ros.camera_state import DEPTH_COUNTS, Window
+from yolov5_dpu_ros.ros.camera_state import DEPTH_COUNTS, STAGES, Window
 from yolov5_dpu_ros.ros.frame_cycle import FrameCycle
 
 OK, WARN = 0, 1  # DiagnosticStatus.OK, DiagnosticStatus.WARN
@@ -30,9 +30,13 @@ CAMERA_KEYS = {
     LATENCY: "median time from the image callback to the publish (the node's clock)",
     LATENCY_MAX: "the longest of those in the window",
     AGE: "median time from the image's header stamp to the publish (meaningful when the clocks agree)",
-    "preprocess ms": "median letterbox and int8 conversion time",
-    "inference ms": "median backend run (the DPU call)",
-    "postprocess ms": "median decode and NMS time",
+    "decode ms": "mean time per published frame turning the message into pixels (a JPEG's decode)",
+    "preprocess ms": "mean letterbox and int8 conversion time",
+    "inference ms": "mean backend run (the DPU call)",
+    "postprocess ms": "mean decode of the heads and NMS time",
+    "tracking ms": "mean tracker update time (0 without tracking)",
+    "message ms": "mean time building the Detection2DArray (field values and the message)",
+    "publish ms": "mean time in the detections publisher's publish call",
     "lost in transport": "frames the middleware reports lost (QoS event)",
     "never reached the node (from stamps)": "frames missing from the stamp sequence",
     "replaced in the queue": "frames replaced by a newer one before a worker took them (the detector is slower)",
@@ -78,8 +82,7 @@ def camera_status(state: str, window: Window | None, reliability: str) -> Status
         "input fps": f"{w.received / seconds:.1f}", "output fps": f"{w.published / seconds:.1f}",
         "input period ms": "-" if window.input_period is None else f"{window.input_period * 1e3:.1f}",
         **window.latency,
-        "preprocess ms": f"{window.stage_ms[0]:.2f}", "inference ms": f"{window.stage_ms[1]:.2f}",
-        "postprocess ms": f"{window.stage_ms[2]:.2f}",
+        **{f"{stage} ms": f"{ms:.2f}" for stage, ms in zip(STAGES, window.stage_ms)},
         "lost in transport": str(counts.lost), "never reached the node (from stamps)": str(counts.unseen),
         "replaced in the queue": str(counts.replaced), "bad frames": str(counts.bad),
         "failed frames": str(counts.failed), "finished after deactivate": str(counts.discarded),

@@ -39,7 +39,9 @@ class NoTransformError(Exception):
 class Outputs(Protocol):
     """One camera's publishers, bound to rclpy by the node."""
 
-    def detections(self, header: Any, fields: Sequence[DetectionFields]) -> None: ...
+    def detection_message(self, header: Any, fields: Sequence[DetectionFields]) -> Any: ...
+
+    def publish_detections(self, message: Any) -> None: ...
 
     def detections_3d(self, header: Any, frame_id: str, fields: Sequence[Detection3DFields]) -> None: ...
 
@@ -198,13 +200,21 @@ class FrameCycle:
             cam.state.count("discarded")
             return
         stamp = stamp_seconds(header.stamp.sec, header.stamp.nanosec)
+        start = time.perf_counter()
         update = cam.state.track(stamp, outcome.detections, outcome.low)
+        tracked = time.perf_counter()
         track_ids = None if update is None else update.ids
         if update is not None and update.reset:
             self._log("info", f"{cam.topics.colour.topic}: tracks start afresh: {update.reset}")
         fields = detection_fields(outcome.detections, self.names, self.config.class_id_format, track_ids)
-        cam.outputs.detections(header, fields)
-        cam.state.published(received, stamp, self._clock(), self._ros_time(), outcome.timings)
+        message = cam.outputs.detection_message(header, fields)
+        built = time.perf_counter()
+        cam.outputs.publish_detections(message)
+        sent = time.perf_counter()
+        t = outcome.timings
+        stage_ms = (outcome.decode_ms, t.preprocess_ms, t.inference_ms, t.postprocess_ms,
+                    (tracked - start) * 1e3, (built - tracked) * 1e3, (sent - built) * 1e3)
+        cam.state.published(received, stamp, self._clock(), self._ros_time(), stage_ms)
         if cam.rgbd is not None:
             waiting = Waiting3D(header, outcome.detections.xyxy, outcome.image.shape[:2], fields,
                                 self._lookup(cam.rgbd.setup.target_frame, header))

@@ -82,8 +82,11 @@ class CameraPublishers:
     def __init__(self, publishers: dict[str, Any]) -> None:
         self.by_role = publishers
 
-    def detections(self, header: Any, fields: Sequence[DetectionFields]) -> None:
-        self.by_role["detections"].publish(detection_array(header, fields))
+    def detection_message(self, header: Any, fields: Sequence[DetectionFields]) -> Detection2DArray:
+        return detection_array(header, fields)
+
+    def publish_detections(self, message: Detection2DArray) -> None:
+        self.by_role["detections"].publish(message)
 
     def detections_3d(self, header: Any, frame_id: str, fields: Sequence[Detection3DFields]) -> None:
         self.by_role["detections_3d"].publish(detection3d_array(Header(stamp=header.stamp, frame_id=frame_id), fields))
