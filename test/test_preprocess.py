@@ -226,6 +226,18 @@ def test_opencvs_arithmetic_is_taken_only_where_it_gives_the_table():
         Preprocessor((64, 64), 6, quantizer="simd")
 
 
+def test_the_fastest_call_is_the_one_that_takes_least_time_whatever_its_place():
+    import time
+
+    from yolov5_dpu_ros.core.preprocess import fastest
+
+    def slow():
+        time.sleep(0.002)
+
+    assert fastest({"slow": slow, "quick": lambda: None}) == "quick"
+    assert fastest({"quick": lambda: None, "slow": slow}) == "quick"
+
+
 def test_auto_takes_the_faster_of_two_exact_quantizers_and_never_an_inexact_one(monkeypatch):
     """"auto" times the arithmetic against the lookup once and keeps the faster; where the arithmetic is not exact it
     is not even timed."""

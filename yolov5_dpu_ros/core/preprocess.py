@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -129,21 +130,27 @@ def exact_gain(table: np.ndarray, gain: float) -> float | None:
 QUANTIZERS = ("auto", "arithmetic", "lookup")
 
 
+def fastest(runs: dict[str, Callable[[], object]], repeats: int = 5) -> str:
+    """The name of the quickest call, by each one's best of ``repeats`` timed runs (the first runs warm up)."""
+    best = {}
+    for name, run in runs.items():
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        best[name] = min(times)
+    return min(best, key=best.__getitem__)
+
+
 def arithmetic_is_faster(table: np.ndarray, gain: float, row_bytes: int) -> bool:
     """Whether OpenCV's arithmetic beats the table lookup on this machine, timed once on 32 rows of the input: on
     x86 it is up to twice as fast; OpenCV's aarch64 builds run this multiply without NEON, at about three times the
     lookup's instructions per byte (counted under qemu-aarch64: bench/RESULTS_BOARD.md). Either gives the same
     bytes, so the choice only decides the speed."""
     rows = np.tile(np.arange(256, dtype=np.uint8), (32, row_bytes // 256 + 1))[:, :row_bytes]
-    best = {}
-    for name, run in (("arithmetic", lambda: _scaled(rows, gain)), ("lookup", lambda: cv2.LUT(rows, table, dst=rows))):
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        best[name] = min(times)
-    return best["arithmetic"] < best["lookup"]
+    return fastest({"arithmetic": lambda: _scaled(rows, gain),
+                    "lookup": lambda: cv2.LUT(rows, table, dst=rows)}) == "arithmetic"
 
 
 def check_image(image: np.ndarray, encoding: str) -> np.ndarray:
