@@ -56,7 +56,7 @@ FIX_POINT = 6
 OUT_FIX_POINTS = [4, 4, 3]
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
 CAMERAS = {"640x480": (480, 640), "1280x720": (720, 1280)}
-OBJECTS = (5, 50)
+OBJECTS = (5, 50, 200)
 # KV260 medians of the thesis' bench_preproc.py (section E2), ms: (mode, source) → time
 BOARD_MS = {"calib_float_640x640": 44.36, "calib_float_640x360": 53.88,
             "calib_lut_640x640": 3.65, "calib_lut_640x360": 6.73}
