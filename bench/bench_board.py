@@ -29,9 +29,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
@@ -42,6 +40,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT), str(ROOT / "test")]
 
+from bench_pipeline import ANCHORS, FIX_POINT, OUT_FIX_POINTS, median_ms  # noqa: E402
 from heads import clustered_heads  # noqa: E402  (the tests' generator of realistic raw heads)
 from report import emit  # noqa: E402
 
@@ -52,9 +51,6 @@ from yolov5_dpu_ros.core.preprocess import Preprocessor, letterbox_geometry, qua
 from yolov5_dpu_ros.core.tracking import Tracker  # noqa: E402
 
 INPUT = 640
-FIX_POINT = 6
-OUT_FIX_POINTS = [4, 4, 3]
-ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
 CAMERAS = {"640x480": (480, 640), "1280x720": (720, 1280)}
 OBJECTS = (5, 50, 200)
 # KV260 medians of the thesis' bench_preproc.py (section E2), ms: (mode, source) → time
@@ -137,17 +133,6 @@ def workloads() -> list[Workload]:
                          lambda f=found: detection_fields(f, meta.names)),
             ]
     return out
-
-
-def median_ms(call: Callable[[], object], repeat: int) -> float:
-    """Median wall time of back-to-back calls after one warm-up call."""
-    call()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def board_ms(instructions: float, ipc: float) -> float:
@@ -235,7 +220,7 @@ def main() -> int:
         for _ in range(args.calls):
             call()
         return 0
-    x86_ms = {w.name: median_ms(w.call, args.repeat) for w in loads}
+    x86_ms = dict(zip((w.name for w in loads), median_ms([w.call for w in loads], args.repeat)))
     insns = json.loads(args.insns.read_text()) if args.insns else None
     return emit(render(loads, x86_ms, insns), args.markdown)
 

@@ -140,11 +140,12 @@ def test_each_frame_publishes_what_the_detector_finds_under_the_input_header(cyc
 
 
 def test_each_stage_of_a_frame_is_timed_under_its_own_diagnostics_key(cycle_with):
-    """A frame whose decode, message building and publishing each take a known extra time: the window's mean of
-    each stage holds that time and no other stage does; every stage of STAGES is reported."""
+    """A frame whose decode, message building and publishing each take a known extra time, 100 ms apart: the
+    window's mean of each stage holds its own time and no other stage holds any of them (the undelayed stages stay
+    under the shortest delay, with room for a slow machine); every stage of STAGES is reported."""
     cycle, _, _ = cycle_with(tracking=True, workers=1)
     outputs = cycle.cameras[0].outputs
-    delays = {"decode": 0.03, "message": 0.05, "publish": 0.07}
+    delays = {"decode": 0.1, "message": 0.2, "publish": 0.3}
 
     class SlowData(SimpleNamespace):
         @property
@@ -161,8 +162,8 @@ def test_each_stage_of_a_frame_is_timed_under_its_own_diagnostics_key(cycle_with
     values = camera_report("active", cycle, 0, 2.0, "reliable").values
     stage_ms = {stage: float(values[f"{stage} ms"]) for stage in STAGES}
     for stage, seconds in delays.items():
-        assert seconds * 1e3 <= stage_ms[stage] < seconds * 1e3 + 25, (stage, stage_ms)
-    assert all(stage_ms[s] < 25 for s in STAGES if s not in delays), stage_ms
+        assert seconds * 1e3 <= stage_ms[stage] < seconds * 1e3 + 90, (stage, stage_ms)
+    assert all(stage_ms[s] < 90 for s in STAGES if s not in delays), stage_ms
     assert stage_ms["inference"] > 0 and stage_ms["tracking"] > 0
 
 
