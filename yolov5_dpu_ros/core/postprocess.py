@@ -80,11 +80,11 @@ def decode_rows(raw: np.ndarray, scale: float | np.ndarray, grid_xy: np.ndarray,
     """
     n, first_class = len(raw), box_channels + int(objectness)
     best = raw[:, first_class:].astype(np.float32, copy=False).argmax(axis=1)  # numpy's float argmax is SIMD
-    logits = np.empty((n, first_class + 1), np.float32)
+    logits = _columns(n, first_class + 1)
     logits[:, :first_class] = raw[:, :first_class]
     logits[:, first_class] = raw[np.arange(n), first_class + best]
     logits *= np.asarray(scale, np.float32)
-    out = np.empty((n, 7), np.float32)
+    out = _columns(n, 7)
     out[:, 0:4] = boxes(logits[:, :box_channels], grid_xy, anchor_wh, stride)
     out[:, 4] = sigmoid(logits[:, box_channels]) if objectness else 1.0
     out[:, 5] = sigmoid(logits[:, first_class])
@@ -92,91 +92,154 @@ def decode_rows(raw: np.ndarray, scale: float | np.ndarray, grid_xy: np.ndarray,
     return out
 
 
+def _columns(n: int, width: int) -> np.ndarray:
+    """An (n, width) float32 array stored column by column: element-wise numpy over a few columns of many rows then
+    runs one loop per column instead of one per row (about twice as fast for the box arithmetic)."""
+    return np.empty((width, n), np.float32).T
+
+
 def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     """Centre/size boxes to corner boxes."""
     half = xywh[:, 2:4] / 2
-    return np.concatenate((xywh[:, 0:2] - half, xywh[:, 0:2] + half), axis=1)
+    xyxy = _columns(len(xywh), 4)
+    np.subtract(xywh[:, 0:2], half, out=xyxy[:, 0:2])
+    np.add(xywh[:, 0:2], half, out=xyxy[:, 2:4])
+    return xyxy
 
 
 MAX_NMS_PAIRS = 2_000_000
-SWEEP_MARGIN = 1e-3  # below the IoU threshold, for the float32 rounding of the IoU and float64 of the class offsets
+SWEEP_MARGIN = 1e-3  # below the IoU threshold, for the float32 rounding of the IoU and float64 of the sweep keys
+TINY = np.finfo(np.float32).tiny
+CROWD_PAIRS_PER_BOX = 40  # above this many pairs per box the sweep also splits bands by width (measured)
 
 
-def _box_iou_pairs(boxes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """IoU of boxes[i] with boxes[j], element-wise (xyxy, no +1 pixel convention, as torchvision)."""
-    x1, y1, x2, y2 = boxes.T
-    area = (x2 - x1) * (y2 - y1)
-    iw = np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j])
-    ih = np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    union = area[i] + area[j] - inter  # 0 only for two boxes without area, whose overlap is 0 too: IoU 0
-    return inter / np.maximum(union, np.finfo(union.dtype).tiny)
+def rank_order(score: np.ndarray) -> np.ndarray:
+    """Indices by descending score, equal scores in index order: ``argsort(-score, kind="stable")`` for float32
+    scores that are not NaN, as one sort of int64 keys (the score's bits made monotone, above the index), which
+    takes half the time of a stable float sort."""
+    n = len(score)
+    shift = max(n - 1, 1).bit_length()
+    bits = (np.asarray(score, np.float32) + np.float32(0)).view(np.int32).astype(np.int64)  # -0.0 becomes 0.0
+    bits ^= (bits >> 31) & 0x7FFFFFFF  # negative floats in reverse: now the ints order as the floats
+    key = ~bits << shift  # descending score
+    key |= np.arange(n)
+    key.sort()
+    return key & ((1 << shift) - 1)
 
 
-def _x_overlapping_pairs(x_ranges: np.ndarray, min_overlap: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """All index pairs whose (x1, x2) ranges overlap by more than ``min_overlap`` times the width of the one that
-    starts first, by a sweep over x1; None when there are too many."""
-    n = len(x_ranges)
-    by_x1 = np.argsort(x_ranges[:, 0])
-    x1, x2 = x_ranges[by_x1, 0], x_ranges[by_x1, 1]
-    ends = np.searchsorted(x1, x2 - min_overlap * (x2 - x1), side="left")
-    count = np.maximum(ends - np.arange(n) - 1, 0)
+def iou_limit(iou_threshold: float) -> np.float32:
+    """The largest float32 at or below the threshold: a float32 IoU is above it exactly when it is above the
+    threshold itself, as torchvision compares (its float IoU against a double threshold; numpy would compare in
+    float32, and 0.3 rounds up there)."""
+    limit = np.float32(iou_threshold)
+    return limit if float(limit) <= iou_threshold else np.nextafter(limit, np.float32(-np.inf))
+
+
+def _box_iou_pairs(corners: np.ndarray, area: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """IoU of boxes i with boxes j, element-wise, from the (4, n) corner rows x1, y1, x2, y2 and the areas
+    (float32, as torchvision computes it, no +1 pixel convention)."""
+    a, b = corners.take(i, axis=1), corners.take(j, axis=1)
+    iw = np.minimum(a[2], b[2]) - np.maximum(a[0], b[0])
+    ih = np.minimum(a[3], b[3]) - np.maximum(a[1], b[1])
+    inter = np.maximum(iw, 0, out=iw) * np.maximum(ih, 0, out=ih)
+    union = area.take(i) + area.take(j) - inter  # 0 only for two boxes without area, whose overlap is 0 too: IoU 0
+    return inter / np.maximum(union, TINY)
+
+
+def _sweep_windows(x1: np.ndarray, width: np.ndarray, band: np.ndarray, iou_threshold: float,
+                   tiers: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes sorted by (band, x1), and for each a window of that order (``first`` meets ``start`` .. ``start +
+    count - 1``) holding every box of its band that starts in its x range less (a hair under) ``iou_threshold``
+    times its width: all pairs that may overlap by more, each seen once, from the box that starts first. The bands
+    lie apart along x. With ``tiers`` each band is split by width too (IoU > t needs widths within a factor 1/t, so
+    only a tier and the next one up can pair), and the windows reach into the tiers on either side.
+    Returns (box of each sorted position, first, start, count)."""
+    share = iou_threshold - SWEEP_MARGIN
+    span = float((x1 + width).max() - x1.min()) + 1.0  # more than any key's reach from its band's start
+    band = band.astype(np.float64)
+    if tiers:
+        tier = np.floor(np.log(np.maximum(width, TINY)) / -math.log(share))
+        tier -= tier.min() - 1  # tiers 1..top, with a free tier on either side between bands
+        band = band * (tier.max() + 2) + tier
+    key = band * span + (x1 - x1.min())
+    by_key = np.argsort(key)
+    keys = key.take(by_key)
+    reach = keys + (1.0 - share) * width.take(by_key)  # a partner's x1 (as a key) lies below this
+    pos = np.arange(len(keys))
+    starts, counts = [pos + 1], [np.maximum(np.searchsorted(keys, reach) - pos - 1, 0)]
+    for shift in (span, -span) if tiers else ():  # the next and the previous tier of the band
+        start = np.searchsorted(keys, keys + shift)
+        starts.append(start)
+        counts.append(np.maximum(np.searchsorted(keys, reach + shift) - start, 0))
+    return by_key, np.tile(pos, len(starts)), np.concatenate(starts), np.concatenate(counts)
+
+
+def _overlap_candidates(corners: np.ndarray, band: np.ndarray,
+                        iou_threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every pair that may overlap by IoU > t (a superset), or None when there are too many. IoU > t needs an x
+    overlap above t times either box's width (intersection <= overlap x the smaller height, union >= either area),
+    so the sweep never misses one; a crowd of one class (many pairs per box) is swept again with width tiers."""
+    x1 = corners[0].astype(np.float64)
+    width = corners[2].astype(np.float64) - x1
+    by_key, first, start, count = _sweep_windows(x1, width, band, iou_threshold, tiers=False)
+    if count.sum() > CROWD_PAIRS_PER_BOX * len(x1):
+        by_key, first, start, count = _sweep_windows(x1, width, band, iou_threshold, tiers=True)
     total = int(count.sum())
     if total > MAX_NMS_PAIRS:
         return None
-    first = np.repeat(np.arange(n), count)
-    step = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
-    return by_x1[first], by_x1[first + 1 + step]
+    i = np.repeat(first, count)
+    j = np.arange(total) + np.repeat(start - (np.cumsum(count) - count), count)
+    return by_key.take(i), by_key.take(j)
 
 
 def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold: float,
         max_detections: int, agnostic: bool = False) -> np.ndarray:
     """Greedy NMS in descending score order; indices kept. A box is dropped when IoU > threshold.
 
-    Only boxes whose x ranges overlap enough can suppress each other, so the IoU is computed for those pairs alone
-    (classes are moved apart along x for the sweep unless agnostic, which also keeps pairs to one class), then one
-    pass in score order keeps each box no kept box suppressed. Enough: IoU > t needs an x overlap above t times
-    either box's width (intersection <= overlap x the smaller height, union >= either area), so pairs overlapping
-    by no more than a hair under t times the first box's width are never looked at.
+    Only boxes whose x ranges overlap enough can suppress each other (``_overlap_candidates``; classes are bands
+    apart unless agnostic), so the IoU is computed for those pairs alone, then one pass in score order keeps each
+    box no kept box suppressed.
     """
-    order = np.argsort(-score, kind="stable")
-    boxes = xyxy[order]
-    x_ranges = boxes[:, 0::2].astype(np.float64)
-    if not agnostic and len(boxes):
-        x_ranges += (class_id[order] * (float(x_ranges.max() - x_ranges.min()) + 1.0))[:, None]
-    pairs = _x_overlapping_pairs(x_ranges, iou_threshold - SWEEP_MARGIN)
+    order = rank_order(score)
+    n = len(order)
+    if not n:
+        return order
+    limit = iou_limit(iou_threshold)
+    corners = np.ascontiguousarray(xyxy.T.take(order, axis=1))  # (4, n) in rank order
+    band = np.zeros(n, np.int32) if agnostic else class_id.take(order)
+    pairs = _overlap_candidates(corners, band, iou_threshold)
     if pairs is None:
-        classes = np.zeros(len(order), np.int32) if agnostic else class_id[order]
-        return order[_greedy_nms(boxes, classes, iou_threshold, max_detections)]
-    i, j = pairs
-    over = _box_iou_pairs(boxes, i, j) > iou_threshold
-    lo, hi = np.minimum(i[over], j[over]), np.maximum(i[over], j[over])  # rank lo suppresses rank hi
-    n = len(boxes)
+        return order.take(_greedy_nms(corners, band, limit, max_detections))
+    area = (corners[2] - corners[0]) * (corners[3] - corners[1])
+    over = np.flatnonzero(_box_iou_pairs(corners, area, *pairs) > limit)
+    i, j = pairs[0].take(over), pairs[1].take(over)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)  # rank lo suppresses rank hi
     root = np.ones(n, bool)  # no box ranked above overlaps it: kept whatever else happens
     root[hi] = False
     suppressed = np.zeros(n, bool)
-    suppressed[hi[root[lo]]] = True  # ... and what a root overlaps is gone
+    suppressed[hi.compress(root.take(lo))] = True  # ... and what a root overlaps is gone
     undecided = np.flatnonzero(~root & ~suppressed)
     if undecided.size:  # the rest in rank order: kept unless a kept box ranked above overlaps it
         by_lo = np.argsort(lo.astype(np.min_scalar_type(n)), kind="stable")  # radix sort on small ints
-        suppresses = hi[by_lo]
+        suppresses = hi.take(by_lo)
         starts = np.concatenate(([0], np.cumsum(np.bincount(lo, minlength=n))))
         for r in undecided.tolist():
             if not suppressed[r]:
                 root[r] = True
                 suppressed[suppresses[starts[r]:starts[r + 1]]] = True
-    return order[np.flatnonzero(root)[:max_detections]]
+    return order.take(np.flatnonzero(root)[:max_detections])
 
 
-def _greedy_nms(boxes: np.ndarray, classes: np.ndarray, iou_threshold: float, max_detections: int) -> np.ndarray:
+def _greedy_nms(corners: np.ndarray, band: np.ndarray, limit: np.float32, max_detections: int) -> np.ndarray:
     """Plain greedy NMS over rank-ordered boxes, for the rare frame with too many overlapping pairs."""
+    area = (corners[2] - corners[0]) * (corners[3] - corners[1])
     keep: list[int] = []
-    remaining = np.arange(len(boxes))
+    remaining = np.arange(corners.shape[1])
     while remaining.size and len(keep) < max_detections:
         first, rest = remaining[0], remaining[1:]
         keep.append(first)
-        iou = _box_iou_pairs(boxes, np.full(len(rest), first), rest)
-        remaining = rest[(iou <= iou_threshold) | (classes[rest] != classes[first])]
+        iou = _box_iou_pairs(corners, area, np.full(len(rest), first), rest)
+        remaining = rest[(iou <= limit) | (band[rest] != band[first])]
     return np.asarray(keep, dtype=np.intp)
 
 
@@ -187,17 +250,18 @@ def select(rows: np.ndarray, config: PostprocessConfig) -> Detections:
     second test implies the first (the product never exceeds objectness), so one test does both.
     """
     score = rows[:, 5] * rows[:, 4]
-    keep = score > config.conf_threshold
+    passed = score > config.conf_threshold
     if config.classes is not None:
-        keep &= np.isin(rows[:, 6], config.classes)
-    rows, score = rows[keep], score[keep]
-    if len(score) > config.max_candidates:
-        top = np.argsort(-score, kind="stable")[: config.max_candidates]
-        rows, score = rows[top], score[top]
-    xyxy = xywh_to_xyxy(rows[:, :4])
-    class_id = rows[:, 6].astype(np.int32)
+        passed &= np.isin(rows[:, 6], config.classes)
+    keep = np.flatnonzero(passed)
+    if len(keep) > config.max_candidates:
+        keep = keep.take(rank_order(score.take(keep))[: config.max_candidates])
+    picked = rows.T.take(keep, axis=1).T  # column by column, as the decode gave them (see _columns)
+    score = score.take(keep)
+    xyxy = xywh_to_xyxy(picked[:, :4])
+    class_id = picked[:, 6].astype(np.int32)
     kept = nms(xyxy, score, class_id, config.iou_threshold, config.max_detections, config.agnostic)
-    return Detections(xyxy[kept], score[kept], class_id[kept])
+    return Detections(xyxy.take(kept, axis=0), score.take(kept), class_id.take(kept))
 
 
 @dataclass(frozen=True)
@@ -210,18 +274,21 @@ class _Level:
     scales: tuple[float, ...] | None  # 2**-fix_point of each part; None for float heads
     threshold_fix_point: int | None  # the fix point of the output holding the scores
     rank: np.ndarray  # (rows,) YOLOv5's anchor-major position of each row, for its tie order
-    cell_anchor: np.ndarray  # (rows, 4) float32: cell x, cell y, anchor w, anchor h (pixels)
+    decode: np.ndarray  # (6, rows) float32: cell x, cell y, anchor w, anchor h (pixels), scale, stride
 
     @classmethod
     def build(cls, outputs: tuple[int, ...], shape: Sequence[int], stride: float, anchors: np.ndarray,
-              fix_points: tuple[int, ...] | None) -> _Level:
+              fix_points: tuple[int, ...] | None, split: bool) -> _Level:
+        """``split``: the parts are dequantised while gathered, so the decode scales the rows by 1."""
         _, h, w, _ = shape
         na = len(anchors)
         y, x, a = np.meshgrid(np.arange(h), np.arange(w), np.arange(na), indexing="ij")
         rank = (a * (h * w) + y * w + x).ravel().astype(np.min_scalar_type(h * w * na))  # small ints sort by radix
-        cell_anchor = np.column_stack((x.ravel(), y.ravel(), anchors[a.ravel()])).astype(np.float32)
         scales = None if fix_points is None else tuple(2.0**-fp for fp in fix_points)
-        return cls(outputs, stride, scales, None if fix_points is None else fix_points[-1], rank, cell_anchor)
+        scale = 1.0 if split or scales is None else scales[0]
+        decode = np.vstack((x.ravel(), y.ravel(), anchors[a.ravel()].T, np.full((2, rank.size), [[scale], [stride]])))
+        return cls(outputs, stride, scales, None if fix_points is None else fix_points[-1], rank,
+                   decode.astype(np.float32))
 
 
 class Postprocessor:
@@ -246,13 +313,9 @@ class Postprocessor:
         self._levels = tuple(
             _Level.build(outs, output_shapes[outs[0]], float(meta.strides[meta.head_level(heads[outs[0]])]),
                          anchors[meta.head_level(heads[outs[0]])],
-                         None if fix_points is None else tuple(int(fix_points[i]) for i in outs))
+                         None if fix_points is None else tuple(int(fix_points[i]) for i in outs), len(self._parts) > 1)
             for outs in levels
         )
-        # each level's rows scale (1 where the parts were dequantised while gathered) and stride, for the decode
-        split = len(self._parts) > 1
-        self._scale_stride = np.array([[1.0 if split or lv.scales is None else lv.scales[0], lv.stride]
-                                       for lv in self._levels], np.float32)
 
     def _rows(self, outputs: Sequence[np.ndarray], level: _Level) -> tuple[np.ndarray, ...]:
         """The level's outputs as (rows, channels) views, in part order."""
@@ -267,20 +330,18 @@ class Postprocessor:
             scored = parts[1] if split else parts[0][:, box:]  # objectness (where the family has it), classes
             scores = scored[:, 0] if self._objectness else scored.max(axis=1)
             idx = np.flatnonzero(scores >= raw_objectness_threshold(conf_threshold, level.threshold_fix_point))
-            idx = idx[np.argsort(level.rank[idx], kind="stable")]
-            picked.append(idx)
+            idx = idx.take(np.argsort(level.rank.take(idx), kind="stable"))
+            picked.append(level.decode.take(idx, axis=1))
             if split:  # parts with their own fix points: dequantised here, so the decode scales by 1
-                raws.append(np.concatenate([np.multiply(part[idx], s, dtype=np.float32) for part, s in
+                raws.append(np.concatenate([np.multiply(part.take(idx, axis=0), s, dtype=np.float32) for part, s in
                                             zip(parts, level.scales or (1.0,) * len(parts))], axis=1))
             else:
-                raws.append(parts[0][idx])
-        counts = [len(idx) for idx in picked]
-        if not sum(counts):
-            return np.zeros((0, 7), np.float32)
+                raws.append(parts[0].take(idx, axis=0))
         raw = np.concatenate(raws)
-        consts = np.concatenate([level.cell_anchor[idx] for level, idx in zip(self._levels, picked)])
-        per_row = np.repeat(self._scale_stride, counts, axis=0)
-        return decode_rows(raw, per_row[:, :1], consts[:, :2], consts[:, 2:], per_row[:, 1:], self._boxes,
+        if not len(raw):
+            return np.zeros((0, 7), np.float32)
+        consts = np.concatenate(picked, axis=1).T  # (N, 6), column by column (see _columns)
+        return decode_rows(raw, consts[:, 4:5], consts[:, 0:2], consts[:, 2:4], consts[:, 5:6], self._boxes,
                            box, self._objectness)
 
     def __call__(self, outputs: Sequence[np.ndarray], letterbox: Letterbox,
