@@ -135,14 +135,13 @@ def iou_limit(iou_threshold: float) -> np.float32:
     return limit if float(limit) <= iou_threshold else np.nextafter(limit, np.float32(-np.inf))
 
 
-def _box_iou_pairs(corners: np.ndarray, area: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """IoU of boxes i with boxes j, element-wise, from the (4, n) corner rows x1, y1, x2, y2 and the areas
-    (float32, as torchvision computes it, no +1 pixel convention)."""
-    a, b = corners.take(i, axis=1), corners.take(j, axis=1)
+def _box_iou_pairs(a: np.ndarray, b: np.ndarray, area_a: np.ndarray, area_b: np.ndarray) -> np.ndarray:
+    """IoU of boxes a with boxes b, element-wise, from their (4, n) corner rows x1, y1, x2, y2 and areas (float32,
+    as torchvision computes it, no +1 pixel convention)."""
     iw = np.minimum(a[2], b[2]) - np.maximum(a[0], b[0])
     ih = np.minimum(a[3], b[3]) - np.maximum(a[1], b[1])
     inter = np.maximum(iw, 0, out=iw) * np.maximum(ih, 0, out=ih)
-    union = area.take(i) + area.take(j) - inter  # 0 only for two boxes without area, whose overlap is 0 too: IoU 0
+    union = area_a + area_b - inter  # 0 only for two boxes without area, whose overlap is 0 too: IoU 0
     return inter / np.maximum(union, TINY)
 
 
@@ -174,11 +173,13 @@ def _sweep_windows(x1: np.ndarray, width: np.ndarray, band: np.ndarray, iou_thre
     return by_key, np.tile(pos, len(starts)), np.concatenate(starts), np.concatenate(counts)
 
 
-def _overlap_candidates(corners: np.ndarray, band: np.ndarray,
-                        iou_threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """Every pair that may overlap by IoU > t (a superset), or None when there are too many. IoU > t needs an x
-    overlap above t times either box's width (intersection <= overlap x the smaller height, union >= either area),
-    so the sweep never misses one; a crowd of one class (many pairs per box) is swept again with width tiers."""
+def _overlapping_pairs(corners: np.ndarray, band: np.ndarray, iou_threshold: float,
+                       limit: np.float32) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every pair of boxes of one band with IoU above ``limit`` (indices, unordered), or None when the sweep finds
+    too many candidates. IoU > t needs an x overlap above t times either box's width (intersection <= overlap x the
+    smaller height, union >= either area), so the sweep never misses one; a crowd of one class (many candidates
+    per box) is swept again with width tiers. The IoU runs in sweep order: each window's first box repeated, its
+    partners read in a row."""
     x1 = corners[0].astype(np.float64)
     width = corners[2].astype(np.float64) - x1
     by_key, first, start, count = _sweep_windows(x1, width, band, iou_threshold, tiers=False)
@@ -187,16 +188,20 @@ def _overlap_candidates(corners: np.ndarray, band: np.ndarray,
     total = int(count.sum())
     if total > MAX_NMS_PAIRS:
         return None
-    i = np.repeat(first, count)
-    j = np.arange(total) + np.repeat(start - (np.cumsum(count) - count), count)
-    return by_key.take(i), by_key.take(j)
+    swept = corners.take(by_key, axis=1)
+    area = (swept[2] - swept[0]) * (swept[3] - swept[1])
+    partner = np.arange(total) + np.repeat(start - (np.cumsum(count) - count), count)
+    iou = _box_iou_pairs(np.repeat(swept.take(first, axis=1), count, axis=1), swept.take(partner, axis=1),
+                         np.repeat(area.take(first), count), area.take(partner))
+    over = np.flatnonzero(iou > limit)
+    return by_key.take(np.repeat(first, count).take(over)), by_key.take(partner.take(over))
 
 
 def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold: float,
         max_detections: int, agnostic: bool = False) -> np.ndarray:
     """Greedy NMS in descending score order; indices kept. A box is dropped when IoU > threshold.
 
-    Only boxes whose x ranges overlap enough can suppress each other (``_overlap_candidates``; classes are bands
+    Only boxes whose x ranges overlap enough can suppress each other (``_overlapping_pairs``; classes are bands
     apart unless agnostic), so the IoU is computed for those pairs alone, then one pass in score order keeps each
     box no kept box suppressed.
     """
@@ -207,12 +212,10 @@ def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold
     limit = iou_limit(iou_threshold)
     corners = np.ascontiguousarray(xyxy.T.take(order, axis=1))  # (4, n) in rank order
     band = np.zeros(n, np.int32) if agnostic else class_id.take(order)
-    pairs = _overlap_candidates(corners, band, iou_threshold)
+    pairs = _overlapping_pairs(corners, band, iou_threshold, limit)
     if pairs is None:
         return order.take(_greedy_nms(corners, band, limit, max_detections))
-    area = (corners[2] - corners[0]) * (corners[3] - corners[1])
-    over = np.flatnonzero(_box_iou_pairs(corners, area, *pairs) > limit)
-    i, j = pairs[0].take(over), pairs[1].take(over)
+    i, j = pairs
     lo, hi = np.minimum(i, j), np.maximum(i, j)  # rank lo suppresses rank hi
     root = np.ones(n, bool)  # no box ranked above overlaps it: kept whatever else happens
     root[hi] = False
@@ -238,7 +241,7 @@ def _greedy_nms(corners: np.ndarray, band: np.ndarray, limit: np.float32, max_de
     while remaining.size and len(keep) < max_detections:
         first, rest = remaining[0], remaining[1:]
         keep.append(first)
-        iou = _box_iou_pairs(corners, area, np.full(len(rest), first), rest)
+        iou = _box_iou_pairs(corners[:, first:first + 1], corners.take(rest, axis=1), area[first], area.take(rest))
         remaining = rest[(iou <= limit) | (band[rest] != band[first])]
     return np.asarray(keep, dtype=np.intp)
 
