@@ -151,26 +151,27 @@ def _sweep_windows(x1: np.ndarray, width: np.ndarray, band: np.ndarray, iou_thre
     count - 1``) holding every box of its band that starts in its x range less (a hair under) ``iou_threshold``
     times its width: all pairs that may overlap by more, each seen once, from the box that starts first. The bands
     lie apart along x. With ``tiers`` each band is split by width too (IoU > t needs widths within a factor 1/t, so
-    only a tier and the next one up can pair), and the windows reach into the tiers on either side.
-    Returns (box of each sorted position, first, start, count)."""
+    a tier pairs only with itself and its neighbours), and the windows reach into the tiers on either side.
+    ``x1`` starts at 0. Returns (box of each sorted position, first, start, count)."""
     share = iou_threshold - SWEEP_MARGIN
-    span = float((x1 + width).max() - x1.min()) + 1.0  # more than any key's reach from its band's start
+    span = float((x1 + width).max()) + 1.0  # more than any key's reach from its band's start
     band = band.astype(np.float64)
     if tiers:
         tier = np.floor(np.log(np.maximum(width, TINY)) / -math.log(share))
         tier -= tier.min() - 1  # tiers 1..top, with a free tier on either side between bands
         band = band * (tier.max() + 2) + tier
-    key = band * span + (x1 - x1.min())
+    key = band * span + x1
     by_key = np.argsort(key)
     keys = key.take(by_key)
     reach = keys + (1.0 - share) * width.take(by_key)  # a partner's x1 (as a key) lies below this
     pos = np.arange(len(keys))
-    starts, counts = [pos + 1], [np.maximum(np.searchsorted(keys, reach) - pos - 1, 0)]
-    for shift in (span, -span) if tiers else ():  # the next and the previous tier of the band
-        start = np.searchsorted(keys, keys + shift)
-        starts.append(start)
-        counts.append(np.maximum(np.searchsorted(keys, reach + shift) - start, 0))
-    return by_key, np.tile(pos, len(starts)), np.concatenate(starts), np.concatenate(counts)
+    start, count = pos + 1, np.maximum(np.searchsorted(keys, reach) - pos - 1, 0)
+    if not tiers:
+        return by_key, pos, start, count
+    tier_windows = [(np.searchsorted(keys, keys + shift), np.searchsorted(keys, reach + shift))
+                    for shift in (span, -span)]  # the next and the previous tier of the band
+    return (by_key, np.tile(pos, 3), np.concatenate([start] + [s for s, _ in tier_windows]),
+            np.concatenate([count] + [np.maximum(e - s, 0) for s, e in tier_windows]))
 
 
 def _overlapping_pairs(corners: np.ndarray, band: np.ndarray, iou_threshold: float,
@@ -182,6 +183,7 @@ def _overlapping_pairs(corners: np.ndarray, band: np.ndarray, iou_threshold: flo
     partners read in a row."""
     x1 = corners[0].astype(np.float64)
     width = corners[2].astype(np.float64) - x1
+    x1 -= x1.min()
     by_key, first, start, count = _sweep_windows(x1, width, band, iou_threshold, tiers=False)
     if count.sum() > CROWD_PAIRS_PER_BOX * len(x1):
         by_key, first, start, count = _sweep_windows(x1, width, band, iou_threshold, tiers=True)
