@@ -70,14 +70,11 @@ class Letterbox:
     def to_source(self, xyxy: np.ndarray) -> np.ndarray:
         """Map model-input xyxy boxes back to source pixels, clipped to the source image."""
         h, w = self.src_hw
-        sx = w / self.resized_hw[1]
-        sy = h / self.resized_hw[0]
-        out = np.empty_like(xyxy, dtype=np.float32)
-        np.multiply(xyxy[:, 0::2] - self.left, sx, out=out[:, 0::2], casting="unsafe")
-        np.multiply(xyxy[:, 1::2] - self.top, sy, out=out[:, 1::2], casting="unsafe")
-        np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])
-        np.clip(out[:, 1::2], 0, h, out=out[:, 1::2])
-        return out
+        sx, sy = np.float32(w / self.resized_hw[1]), np.float32(h / self.resized_hw[0])
+        out = np.subtract(xyxy, np.array([self.left, self.top] * 2, np.float32), dtype=np.float32)
+        out *= np.array([sx, sy, sx, sy], np.float32)
+        np.maximum(out, 0, out=out)
+        return np.minimum(out, np.array([w, h, w, h], np.float32), out=out)
 
 
 def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int],
