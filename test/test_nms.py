@@ -83,6 +83,16 @@ def test_both_sweeps_equal_the_reference_rule_on_boxes_of_every_size(seed, sweep
         assert agnostic == sorted(_reference_nms(xyxy, score, np.zeros(n, np.int32), threshold)), threshold
 
 
+def test_classes_stay_apart_when_bands_are_split_by_width(sweep):
+    """Each class is a band of width tiers with a free tier on either side: a box of class 1 nested in a box of class 0
+    (IoU 0.5; the two widths of the frame, one tier apart: class 0's top tier next to class 1's lowest without the
+    free tiers) is not suppressed by it, whichever sweep runs; class-agnostic it is."""
+    xyxy = np.array([[0, 0, 60, 10], [30, 0, 60, 10]], np.float32)  # widths 60 and 30
+    score = np.array([0.9, 0.8], np.float32)
+    assert nms(xyxy, score, np.int32([0, 1]), 0.45, 10).tolist() == [0, 1]
+    assert nms(xyxy, score, np.int32([0, 1]), 0.45, 10, agnostic=True).tolist() == [0]
+
+
 def test_a_crowd_of_one_class_gives_what_plain_greedy_nms_gives(sweep, monkeypatch):
     """200 objects of one class from YOLOv5 heads (about 2,300 candidates, some 190 x-overlapping pairs per box: the
     frame the tiers are for) against the plain greedy loop."""

@@ -102,6 +102,8 @@ def test_geometry_table():
     assert (g.resized_hw, g.top, g.left, g.gain) == ((720, 960), 120, 0, 1.5)
     g = letterbox_geometry((1, 2000), (640, 640))
     assert g.resized_hw == (1, 640)
+    g = letterbox_geometry((480, 640), (416, 416), model_family("yolov3").contract)  # truncated, centred
+    assert (g.resized_hw, g.top, g.left) == ((312, 416), 52, 0)
 
 
 @pytest.mark.parametrize("image,encoding,message", [
@@ -200,17 +202,20 @@ def test_a_non_square_input_is_centred_on_each_axis_by_its_own_size():
 @pytest.mark.parametrize("quantizer", ["arithmetic", "lookup", "auto"])
 @pytest.mark.parametrize("family", ["yolov5", "yolov3", "yolox"])
 @pytest.mark.parametrize("fix_point", range(-4, 11))
-def test_the_int8_input_is_the_table_of_the_uint8_letterbox_for_every_fix_point(family, fix_point, quantizer):
+@pytest.mark.parametrize("encoding", ["bgr8", "rgb8"])
+def test_the_int8_input_is_the_table_of_the_uint8_letterbox_for_every_fix_point(family, fix_point, quantizer,
+                                                                                 encoding):
     """Whichever way the frame is quantized (OpenCV's arithmetic where it matches the table, the lookup where it does
-    not or is asked for, or the faster of the two), every pixel of the buffer is the quantizer's table entry of the
-    letterboxed pixel."""
+    not or is asked for, or the faster of the two; after a channel swap, or straight from the image where it comes
+    in the model's channel order), every pixel of the buffer is the quantizer's table entry of the letterboxed
+    pixel, padding included."""
     contract = model_family(family).contract
     image = np.random.default_rng(fix_point + 10).integers(0, 256, (48, 64, 3), np.uint8)
     image.reshape(-1)[:256] = np.arange(256, dtype=np.uint8)  # every pixel value at least once
     quantized = Preprocessor((64, 64), fix_point, contract, quantizer)
     pixels = Preprocessor((64, 64), None, contract)
-    quantized(image, "bgr8")
-    pixels(image, "bgr8")
+    quantized(image, encoding)
+    pixels(image, encoding)
     table = quantization_table(fix_point, contract.scale).view(np.int8)
     np.testing.assert_array_equal(quantized.buffer[0], table[pixels.buffer[0]])
 

@@ -321,6 +321,11 @@ def test_split_heads_carry_their_own_fix_points_and_are_matched_by_shape_and_nam
         b = _by_box(theirs[:, :4], theirs[:, 4], theirs[:, 5].astype(np.int32))
         np.testing.assert_allclose(a[0], b[0], atol=2e-3)
         np.testing.assert_array_equal(a[2], b[2])
+        floats = [h.astype(np.float32) * np.float32(2.0 ** -fp) for h, fp in zip(outputs, fix_points)]
+        float_post = Postprocessor(split, [h.shape for h in floats], None, [names[i] for i in order])
+        same = select(float_post.candidates(floats, config.conf_threshold), config)  # float split heads: scale 1
+        np.testing.assert_array_equal(same.xyxy, ours.xyxy)
+        np.testing.assert_array_equal(same.score, ours.score)
     with pytest.raises(ValueError, match="may be a box or a class output .64 classes = 4 x 16 box bins.: its name"):
         Postprocessor(split, [h.shape for h in outputs], fix_points, [f"out{i}" for i in range(6)])
     with pytest.raises(ValueError, match="'split_heads' is for a family without objectness"):

@@ -275,7 +275,6 @@ class _Level:
     one (the whole row) or, with split heads, the box part and the class part."""
 
     outputs: tuple[int, ...]  # indices into the frame's outputs, in part order
-    stride: float
     scales: tuple[float, ...] | None  # 2**-fix_point of each part; None for float heads
     threshold_fix_point: int | None  # the fix point of the output holding the scores
     rank: np.ndarray  # (rows,) YOLOv5's anchor-major position of each row, for its tie order
@@ -292,7 +291,7 @@ class _Level:
         scales = None if fix_points is None else tuple(2.0**-fp for fp in fix_points)
         scale = 1.0 if split or scales is None else scales[0]
         decode = np.vstack((x.ravel(), y.ravel(), anchors[a.ravel()].T, np.full((2, rank.size), [[scale], [stride]])))
-        return cls(outputs, stride, scales, None if fix_points is None else fix_points[-1], rank,
+        return cls(outputs, scales, None if fix_points is None else fix_points[-1], rank,
                    decode.astype(np.float32))
 
 
