@@ -93,6 +93,20 @@ def test_classes_stay_apart_when_bands_are_split_by_width(sweep):
     assert nms(xyxy, score, np.int32([0, 1]), 0.45, 10, agnostic=True).tolist() == [0]
 
 
+@pytest.mark.parametrize("threshold", [1e-4, 1e-3, 2e-3])
+def test_a_threshold_near_zero_sweeps_without_tiers_where_they_cannot_be_made(threshold, sweep, monkeypatch):
+    """Width tiers come from the threshold less the sweep's margin: at or below the margin there are none to make
+    (any overlap may then suppress), and NMS sweeps plainly instead of failing; just above it, with very wide tiers.
+    Overlapping boxes of one size and of widely different sizes give what plain greedy NMS gives."""
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 50, (40, 2))
+    xyxy = np.column_stack([xy, xy + np.exp2(rng.uniform(1, 6, (40, 2)))]).astype(np.float32)
+    score, classes = rng.permutation(40).astype(np.float32) / 40, np.zeros(40, np.int32)
+    swept = nms(xyxy, score, classes, threshold, 100)
+    monkeypatch.setattr(postprocess, "MAX_NMS_PAIRS", 0)
+    np.testing.assert_array_equal(swept, nms(xyxy, score, classes, threshold, 100))
+
+
 def test_a_crowd_of_one_class_gives_what_plain_greedy_nms_gives(sweep, monkeypatch):
     """200 objects of one class from YOLOv5 heads (about 2,300 candidates, some 190 x-overlapping pairs per box: the
     frame the tiers are for) against the plain greedy loop."""

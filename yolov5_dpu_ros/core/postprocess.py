@@ -185,7 +185,7 @@ def _overlapping_pairs(corners: np.ndarray, band: np.ndarray, iou_threshold: flo
     width = corners[2].astype(np.float64) - x1
     x1 -= x1.min()
     by_key, first, start, count = _sweep_windows(x1, width, band, iou_threshold, tiers=False)
-    if count.sum() > CROWD_PAIRS_PER_BOX * len(x1):
+    if count.sum() > CROWD_PAIRS_PER_BOX * len(x1) and iou_threshold > SWEEP_MARGIN:  # tiers need a share above 0
         by_key, first, start, count = _sweep_windows(x1, width, band, iou_threshold, tiers=True)
     total = int(count.sum())
     if total > MAX_NMS_PAIRS:
