@@ -307,6 +307,24 @@ def test_the_track_filter_is_the_textbook_kalman_filter_with_bytetracks_noise_pe
         np.testing.assert_allclose(tracker._cov[0], p, rtol=1e-5, atol=1e-6)
 
 
+def test_no_two_coordinates_of_a_track_ever_correlate():
+    """What the filter's update relies on to divide by S instead of solving with it: after frames of many tracks
+    (moving, growing, missed, low-score), every covariance entry that couples two different coordinates (x with y,
+    a size with a position, one coordinate with another's rate) is exactly 0."""
+    rng = np.random.default_rng(7)
+    centres, sizes = rng.uniform(50, 600, (30, 2)), rng.uniform(20, 80, (30, 2))
+    tracker = Tracker()
+    for frame in range(40):
+        centres += rng.normal(3, 2, centres.shape)
+        sizes *= rng.uniform(0.97, 1.04, sizes.shape)
+        boxes = np.hstack([centres - sizes / 2, centres + sizes / 2])[rng.random(30) > 0.2].astype(np.float32)
+        high = rng.random(len(boxes)) > 0.3
+        tracker.update(frame / 30, dets(*boxes[high]), dets(*boxes[~high], score=0.2))
+    coordinate = np.arange(8) % 4
+    crossing = coordinate[:, None] != coordinate[None, :]
+    assert len(tracker._cov) >= 30 and (tracker._cov[:, crossing] == 0).all()
+
+
 def test_centre_size_and_corner_boxes_convert_both_ways_for_boxes_that_are_not_square():
     from yolov5_dpu_ros.core.tracking import _xywh, _xyxy
 

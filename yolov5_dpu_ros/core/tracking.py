@@ -208,15 +208,17 @@ class Tracker:
         cov[:, np.arange(8), np.arange(8)] += q
 
     def _correct(self, tracks: np.ndarray, boxes: np.ndarray, classes: np.ndarray, stamp_s: float) -> None:
-        """The Kalman update of ``tracks`` with their matched xyxy ``boxes`` (one batched solve); each track takes
-        the class of its latest match."""
+        """The Kalman update of ``tracks`` with their matched xyxy ``boxes``; each track takes the class of its
+        latest match. The innovation covariance S = H P H^T + R is diagonal: P starts diagonal, the noise is
+        diagonal and F couples each coordinate only with its own rate, so no two measured coordinates ever
+        correlate; S^-1 is a division (a batched solve of 4x4 systems cost 2.8 M aarch64 instructions for 200
+        tracks)."""
         measured = _xywh(boxes)
         r = (POSITION_NOISE * _noise_scale(measured[:, 2:4])) ** 2
         cov = self._cov[tracks]
         projected = cov[:, :4, :]  # H P: the measured rows
-        s = projected[:, :, :4].copy()
-        s[:, np.arange(4), np.arange(4)] += r
-        gain = np.linalg.solve(s, projected).transpose(0, 2, 1)  # (P H^T) S^-1, S symmetric
+        s = projected[:, np.arange(4), np.arange(4)] + r  # S's diagonal, all there is of it
+        gain = projected.transpose(0, 2, 1) / s[:, None, :]  # (P H^T) S^-1
         innovation = measured - self._mean[tracks, :4]
         self._mean[tracks] += np.einsum("nij,nj->ni", gain, innovation)
         self._cov[tracks] = cov - gain @ projected
