@@ -54,6 +54,8 @@ from yolov5_dpu_ros.core.tracking import Tracker  # noqa: E402
 INPUT = 640
 CAMERAS = {"640x480": (480, 640), "1280x720": (720, 1280)}
 OBJECTS = (5, 50, 200)
+THESIS_FIX_POINT = 6  # the thesis' pre-processing quantizes with fix point 6
+QUANTIZERS = ("shifted", "lookup", "arithmetic")  # "auto": the first where it can, else the faster of the others
 # KV260 medians of the thesis' bench_preproc.py (section E2), ms: (mode, source) → time
 BOARD_MS = {"calib_float_640x640": 44.36, "calib_float_640x360": 53.88,
             "calib_lut_640x640": 3.65, "calib_lut_640x360": 6.73}
@@ -84,11 +86,11 @@ def _camera_frame(hw: tuple[int, int]) -> np.ndarray:
 def _calibration(name: str, hw: tuple[int, int], lut: bool) -> Workload:
     """The thesis' pre-processing: plain resize to 640x640, BGR→RGB, quantize with fix point 6."""
     frame = _camera_frame(hw)
-    table = quantization_table(FIX_POINT)
+    table = quantization_table(THESIS_FIX_POINT)
 
     def float_path():
         rgb = cv2.cvtColor(cv2.resize(frame, (INPUT, INPUT)), cv2.COLOR_BGR2RGB)
-        return np.clip(np.round(rgb.astype(np.float32) / 255.0 * 2.0**FIX_POINT), -128, 127).astype(np.int8)
+        return np.clip(np.round(rgb.astype(np.float32) / 255.0 * 2.0**THESIS_FIX_POINT), -128, 127).astype(np.int8)
 
     def lut_path():
         return cv2.LUT(cv2.cvtColor(cv2.resize(frame, (INPUT, INPUT)), cv2.COLOR_BGR2RGB), table)
@@ -114,7 +116,7 @@ def workloads() -> list[Workload]:
             Workload(f"decode_jpeg_{camera}", "decode (JPEG)", camera, 0,
                      lambda jpeg=jpeg: image_from_compressed("jpeg", jpeg)),
         ]
-        for quantizer in ("lookup", "arithmetic"):
+        for quantizer in QUANTIZERS:
             pre = Preprocessor((INPUT, INPUT), FIX_POINT, quantizer=quantizer)
             out.append(Workload(f"pre_{quantizer}_{camera}", f"pre-processing ({quantizer})", camera, 0,
                                 lambda pre=pre, frame=frame: pre(frame)))
@@ -188,7 +190,7 @@ def frame_budget(loads: list[Workload], insns: dict[str, float]) -> list[str]:
            "| camera | K | CPU ms per frame, raw Image | 1 worker | 2 workers | CPU ms per frame, JPEG | 1 worker | "
            "2 workers |", "|---|---|---|---|---|---|---|---|"]
     for camera in CAMERAS:
-        pre = min(insns[f"pre_{q}_{camera}"] for q in ("lookup", "arithmetic"))
+        pre = min(insns[f"pre_{q}_{camera}"] for q in QUANTIZERS)
         for k in OBJECTS:
             rest = sum(insns[w.name] for w in loads if w.camera == camera and w.objects == k)
             row = [camera, str(k)]

@@ -33,7 +33,7 @@ from yolov5_dpu_ros.core.postprocess import PostprocessConfig, Postprocessor  # 
 from yolov5_dpu_ros.core.preprocess import Preprocessor, letterbox_geometry  # noqa: E402
 
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
-FIX_POINT = 6
+FIX_POINT = 7  # the input fix point of every model here (YOLOX's -1 at scale 1 quantizes alike)
 OUT_FIX_POINTS = [4, 4, 3]
 
 

@@ -199,18 +199,20 @@ def test_a_non_square_input_is_centred_on_each_axis_by_its_own_size():
     assert (g.resized_hw, g.top, g.left) == ((320, 426), 0, 107)
 
 
-@pytest.mark.parametrize("quantizer", ["arithmetic", "lookup", "auto"])
+@pytest.mark.parametrize("quantizer", ["shifted", "arithmetic", "lookup", "auto"])
 @pytest.mark.parametrize("family", ["yolov5", "yolov3", "yolox"])
 @pytest.mark.parametrize("fix_point", range(-4, 11))
 @pytest.mark.parametrize("encoding", ["bgr8", "rgb8"])
+@pytest.mark.parametrize("hw", [(48, 64), (96, 128), (64, 40)])  # the input's width: as is, downscaled; portrait
 def test_the_int8_input_is_the_table_of_the_uint8_letterbox_for_every_fix_point(family, fix_point, quantizer,
-                                                                                 encoding):
-    """Whichever way the frame is quantized (OpenCV's arithmetic where it matches the table, the lookup where it does
-    not or is asked for, or the faster of the two; after a channel swap, or straight from the image where it comes
-    in the model's channel order), every pixel of the buffer is the quantizer's table entry of the letterboxed
-    pixel, padding included."""
+                                                                                 encoding, hw):
+    """Whichever way the frame is quantized (the rounded halving of every byte where it matches the table and the
+    image fills whole rows of the buffer, OpenCV's arithmetic where it matches the table, the lookup where neither
+    does or it is asked for, or the quickest; after a channel swap, or straight from the image where it comes in
+    the model's channel order), every pixel of the buffer is the quantizer's table entry of the letterboxed pixel,
+    padding included."""
     contract = model_family(family).contract
-    image = np.random.default_rng(fix_point + 10).integers(0, 256, (48, 64, 3), np.uint8)
+    image = np.random.default_rng(fix_point + 10).integers(0, 256, (*hw, 3), np.uint8)
     image.reshape(-1)[:256] = np.arange(256, dtype=np.uint8)  # every pixel value at least once
     quantized = Preprocessor((64, 64), fix_point, contract, quantizer)
     pixels = Preprocessor((64, 64), None, contract)
@@ -227,8 +229,36 @@ def test_opencvs_arithmetic_is_taken_only_where_it_gives_the_table():
     assert exact_gain(quantization_table(7), 2.0**7 / 255) == 2.0**7 / 255  # 255 saturates at 127 either way
     assert exact_gain(quantization_table(-1, 1.0), 0.5) is None  # YOLOX: ties, which OpenCV rounds to even
     assert exact_gain(quantization_table(6), 2.0**6 / 255 * 1.01) is None
-    with pytest.raises(ValueError, match=r"quantizer must be one of \['auto', 'arithmetic', 'lookup'\], got 'simd'"):
+    choices = r"\['auto', 'shifted', 'arithmetic', 'lookup'\]"
+    with pytest.raises(ValueError, match=rf"quantizer must be one of {choices}, got 'simd'"):
         Preprocessor((64, 64), 6, quantizer="simd")
+
+
+def test_the_rounded_halving_is_taken_for_every_table_it_gives_and_only_where_the_image_fills_whole_rows():
+    """Scale 1/255 at fix points 0..7 is a rounded right shift by 8 - fix point bits (``x * 2**fp / 255`` is never
+    half an integer there); YOLOX's scale 1 at fix point -1 (the real KV260 xmodel's) rounds its halves away from
+    zero, which is up for pixels. Fix point 8 is not a shift (255 * 256 / 255 rounds to 256: 127 after the clip, but
+    128 rounds to 129), nor a gain of 1.01. The halving runs on the buffer's memory as 8-byte words, so only where
+    the image fills whole rows (a landscape frame into a square input); a portrait frame takes the other quantizer."""
+    from yolov5_dpu_ros.core.preprocess import exact_shift
+
+    assert [exact_shift(quantization_table(fp)) for fp in range(9)] == [7, 6, 5, 4, 3, 2, 1, 0, None]
+    assert exact_shift(quantization_table(-1, 1.0)) == 0
+    assert exact_shift(quantization_table(-2, 1.0)) == 1
+    assert exact_shift(quantization_table(6, 1.01 / 255)) is None
+    rng = np.random.default_rng(5)
+    table = quantization_table(7).view(np.int8)
+    # into 60 x 60 (180 bytes a row): 31 rows are no whole number of words; 58 rows start 1 row (180 bytes) in, off
+    # the words' alignment; 56 rows start 2 rows in, on it
+    for size, cases in [(64, [((48, 64), True), ((64, 48), False), ((96, 128), True), ((64, 40), False)]),
+                        (60, [((31, 60), False), ((58, 60), False), ((56, 60), True)])]:
+        pre, pixels = Preprocessor((size, size), 7, quantizer="shifted"), Preprocessor((size, size), None)
+        for hw, shifted in cases:
+            image = rng.integers(0, 256, (*hw, 3), np.uint8)
+            pre(image, "bgr8")
+            pixels(image, "bgr8")
+            assert (pre._words is not None) is shifted, hw
+            np.testing.assert_array_equal(pre.buffer[0], table[pixels.buffer[0]])
 
 
 def test_the_fastest_call_is_the_one_that_takes_least_time_whatever_its_place():

@@ -5,10 +5,11 @@ Each family was trained with its own contract (``families.InputContract``): YOLO
 color=114)`` centred with YOLOv5's rounding, /255; YOLOv3 as DPU-PYNQ's notebook, RGB, pad 128 centred
 with integer division, size truncated, /255; YOLOX BGR, 0-255, pad 114 at the bottom/right. A
 fixed-size accelerator input needs the full size, not a minimum rectangle. Quantization is
-``clip(round(pixel * scale * 2**fix_point), -128, 127)`` as a 256-entry table, applied by OpenCV's arithmetic
-where that reproduces the table for every pixel value (checked once) and is the faster of the two on the machine
-(x86; not the A53, where OpenCV's multiply has no NEON path), by table lookup otherwise, so rounding and saturation
-are exact (VART's own float path truncates and never clamps).
+``clip(round(pixel * scale * 2**fix_point), -128, 127)`` as a 256-entry table, applied exactly (VART's own float path
+truncates and never clamps) by the quickest way that reproduces the table for every pixel value (each checked once
+through the call the frames take): a rounded halving of every byte (``shifted``: the table of every model here)
+where the image's rows fill the buffer's rows, else OpenCV's arithmetic or a table lookup, whichever is faster on
+the machine (x86: the arithmetic; the A53, where OpenCV's multiply has no NEON path: the lookup).
 """
 
 from __future__ import annotations
@@ -112,6 +113,46 @@ def _scaled(pixels: np.ndarray, gain: float, rows: np.ndarray | None = None) -> 
     cv2.multiply(pixels, 1.0, dst=(pixels if rows is None else rows).view(np.int8), scale=gain, dtype=cv2.CV_8S)
 
 
+WORD = np.dtype(np.uint64)  # the byte shifts run on 8 bytes at a time (numpy has no vectorised uint8 shift)
+
+
+def _shifted(pixels: np.ndarray, rows: np.ndarray, words: np.ndarray, shift: int) -> None:
+    """``((pixel >> shift) + 1) >> 1`` of every byte into ``rows`` (2-D uint8, contiguous; ``words`` the same memory
+    as uint64): a right shift rounded half up, 127 for 255 at ``shift`` 0 (OpenCV's add saturates at 255). Each
+    word shift is masked back to the byte it came from."""
+    if shift == 0:
+        cv2.add(pixels, 1, dst=rows)
+    else:
+        if pixels is not rows:
+            np.copyto(rows, pixels)
+        np.right_shift(words, shift, out=words)
+        cv2.bitwise_and(rows, 0xFF >> shift, dst=rows)  # type: ignore[call-overload]  # a scalar (stubs: arrays)
+        cv2.add(rows, 1, dst=rows)
+    np.right_shift(words, 1, out=words)
+    cv2.bitwise_and(rows, 0x7F, dst=rows)  # type: ignore[call-overload]
+
+
+def as_words(rows: np.ndarray) -> np.ndarray | None:
+    """``rows`` (uint8) as uint64 words of the same memory, or None where they do not make whole aligned words."""
+    if not rows.flags.c_contiguous or rows.nbytes % WORD.itemsize or rows.ctypes.data % WORD.alignment:
+        return None
+    return rows.reshape(-1).view(WORD)
+
+
+def exact_shift(table: np.ndarray) -> int | None:
+    """The shift whose rounded halving (``_shifted``) gives the quantizer's table for every pixel value, checked
+    through that very call; None where none does. Scale 1/255 at fix point 7 (YOLOv5, YOLOv3, YOLOv8 here) and
+    YOLOX's scale 1 at fix point -1 both take shift 0: ``x * 128 / 255`` is never half an integer, and YOLOX's halves
+    round away from zero, which is up for pixels."""
+    values = np.tile(np.arange(256, dtype=np.uint8), (1, WORD.itemsize))
+    for shift in range(8):
+        rows = np.empty_like(values)
+        _shifted(values, rows, rows.reshape(-1).view(WORD), shift)
+        if np.array_equal(rows[0, :256], table):
+            return shift
+    return None
+
+
 def exact_gain(table: np.ndarray, gain: float) -> float | None:
     """``gain`` when OpenCV's arithmetic (which rounds ties to even, in float32) gives the quantizer's table for
     every pixel value, checked once through the very call the frames take; None where it does not (ties, as with
@@ -124,7 +165,7 @@ def exact_gain(table: np.ndarray, gain: float) -> float | None:
     return gain if np.array_equal(long_row[0], np.tile(table, 8)) and np.array_equal(one_a_row[:, 0], table) else None
 
 
-QUANTIZERS = ("auto", "arithmetic", "lookup")
+QUANTIZERS = ("auto", "shifted", "arithmetic", "lookup")
 
 
 def fastest(runs: dict[str, Callable[[], object]], repeats: int = 5) -> str:
@@ -176,8 +217,9 @@ class Preprocessor:
     """Letterboxes, converts to the family's channel order and quantizes into one preallocated NHWC buffer.
 
     With ``fix_point=None`` the buffer holds the uint8 letterbox (for calibration and checks). ``quantizer``:
-    "arithmetic" where it is exact (else the lookup), "lookup", or "auto": the faster of the two on this machine.
-    Scratch space is reallocated only when the source size changes, never per frame.
+    "shifted" where it is exact and the image fills whole rows of the buffer (else the lookup), "arithmetic" where it
+    is exact (else the lookup), "lookup", or "auto": "shifted" where it can, else the faster of the other two on this
+    machine. Scratch space is reallocated only when the source size changes, never per frame.
     """
 
     def __init__(self, input_hw: tuple[int, int], fix_point: int | None, contract: InputContract = YOLOV5,
@@ -191,12 +233,16 @@ class Preprocessor:
         self._pixels = self.buffer.view(np.uint8)[0]
         self._table: np.ndarray | None = None
         self._gain: float | None = None
+        self._shift: int | None = None
         if fix_point is not None:
             self._table = quantization_table(fix_point, contract.scale)
-            if quantizer != "lookup":
+            if quantizer in ("auto", "shifted"):
+                self._shift = exact_shift(self._table)
+            if quantizer in ("auto", "arithmetic"):
                 self._gain = exact_gain(self._table, contract.scale * 2.0**fix_point)
             if self._gain is not None and quantizer == "auto":
                 self._gain = self._gain if arithmetic_is_faster(self._table, self._gain, self.input_hw[1] * 3) else None
+        self._words: np.ndarray | None = None  # the image's rows in the buffer as uint64, where "shifted" runs
         self._geometry: Letterbox | None = None
         self._scratch: dict[tuple[int, ...], np.ndarray] = {}
 
@@ -236,7 +282,9 @@ class Preprocessor:
 
     def _quantize(self, pixels: np.ndarray, rows: np.ndarray) -> None:
         """uint8 rows of pixels into the buffer's rows (the same or other memory), by the chosen quantizer."""
-        if self._gain is not None:
+        if self._words is not None and self._shift is not None:
+            _shifted(pixels, rows, self._words, self._shift)
+        elif self._gain is not None:
             _scaled(pixels, self._gain, rows)
         elif self._table is not None:
             cv2.LUT(pixels, self._table, dst=rows)
@@ -246,6 +294,9 @@ class Preprocessor:
         self._pixels.fill(pad)
         self._scratch = {}
         self._geometry = geometry
+        (nh, nw), top, left = geometry.resized_hw, geometry.top, geometry.left
+        rows = self._pixels[top : top + nh, left : left + nw].reshape(nh, nw * 3)
+        self._words = None if self._shift is None else as_words(rows)
 
     def _scratch_for(self, shape: tuple[int, ...]) -> np.ndarray:
         """A uint8 work array of this shape, made once per source geometry."""
