@@ -107,6 +107,23 @@ def test_a_threshold_near_zero_sweeps_without_tiers_where_they_cannot_be_made(th
     np.testing.assert_array_equal(swept, nms(xyxy, score, classes, threshold, 100))
 
 
+@pytest.mark.parametrize("path", ["sweep", "greedy"])
+def test_boxes_without_area_suppress_nothing_and_raise_no_warning(path, sweep, monkeypatch):
+    """Points and lines (a clip to the image can make them) have IoU 0 with everything, 0 / 0 for two of them, as
+    torchvision has it: each is kept, and no 0 / 0 is ever divided (numpy would warn on every such frame)."""
+    import warnings
+
+    xyxy = np.float32([[5, 5, 5, 5], [5, 5, 5, 5], [0, 0, 10, 0], [0, 0, 10, 0], [0, 0, 10, 10], [1, 1, 9, 9],
+                       [2, 3, 2, 8]])
+    score, classes = np.float32([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]), np.zeros(7, np.int32)
+    if path == "greedy":
+        monkeypatch.setattr(postprocess, "MAX_NMS_PAIRS", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept = nms(xyxy, score, classes, 0.45, 10).tolist()
+    assert kept == _reference_nms(xyxy, score, classes, 0.45) == [0, 1, 2, 3, 4, 6]
+
+
 def test_a_crowd_of_one_class_gives_what_plain_greedy_nms_gives(sweep, monkeypatch):
     """200 objects of one class from YOLOv5 heads (about 2,300 candidates, some 190 x-overlapping pairs per box: the
     frame the tiers are for) against the plain greedy loop."""

@@ -5,7 +5,9 @@ logit) before any sigmoid: the confidence threshold becomes one integer per head
 number of objects, not the number of outputs. The row layout and the box decode come from the family
 (``families``: YOLOv5 v6/v7 ``Detect``, YOLOv3, YOLOX, YOLOv8's DFL); the early rejection, scores, selection
 and NMS are shared and follow YOLOv5's ``non_max_suppression`` (single label per box, class-aware unless
-agnostic), which Ultralytics' YOLOv8 selection equals once the objectness is taken as 1.
+agnostic), which Ultralytics' YOLOv8 selection equals once the objectness is taken as 1. The per-frame code calls
+ndarray methods rather than numpy's module functions (``x.nonzero()[0]``, not ``np.flatnonzero(x)``): each of those
+wrappers is one to three more Python calls, some twenty a frame.
 """
 
 from __future__ import annotations
@@ -138,11 +140,15 @@ def iou_limit(iou_threshold: float) -> np.float32:
 def _box_iou_pairs(a: np.ndarray, b: np.ndarray, area_a: np.ndarray, area_b: np.ndarray) -> np.ndarray:
     """IoU of boxes a with boxes b, element-wise, from their (4, n) corner rows x1, y1, x2, y2 and areas (float32,
     as torchvision computes it, no +1 pixel convention)."""
-    iw = np.minimum(a[2], b[2]) - np.maximum(a[0], b[0])
-    ih = np.minimum(a[3], b[3]) - np.maximum(a[1], b[1])
-    inter = np.maximum(iw, 0, out=iw) * np.maximum(ih, 0, out=ih)
-    union = area_a + area_b - inter  # 0 only for two boxes without area, whose overlap is 0 too: IoU 0
-    return inter / np.maximum(union, TINY)
+    # three temporaries, the rest in place: the arrays of a frame's pairs are its largest
+    inter, ih, scratch = np.minimum(a[2], b[2]), np.minimum(a[3], b[3]), np.maximum(a[0], b[0])
+    inter -= scratch
+    ih -= np.maximum(a[1], b[1], out=scratch)
+    np.maximum(inter, 0, out=inter)
+    inter *= np.maximum(ih, 0, out=ih)
+    union = np.add(area_a, area_b, out=ih)
+    union -= inter  # 0 only for two boxes without area, whose overlap is 0 too: IoU 0
+    return np.divide(inter, np.maximum(union, TINY, out=union), out=inter)
 
 
 def _sweep_windows(x1: np.ndarray, width: np.ndarray, band: np.ndarray, iou_threshold: float,
@@ -161,14 +167,14 @@ def _sweep_windows(x1: np.ndarray, width: np.ndarray, band: np.ndarray, iou_thre
         tier -= tier.min() - 1  # tiers 1..top, with a free tier on either side between bands
         band = band * (tier.max() + 2) + tier
     key = band * span + x1
-    by_key = np.argsort(key)
+    by_key = key.argsort()
     keys = key.take(by_key)
     reach = keys + (1.0 - share) * width.take(by_key)  # a partner's x1 (as a key) lies below this
     pos = np.arange(len(keys))
-    start, count = pos + 1, np.maximum(np.searchsorted(keys, reach) - pos - 1, 0)
+    start, count = pos + 1, np.maximum(keys.searchsorted(reach) - pos - 1, 0)
     if not tiers:
         return by_key, pos, start, count
-    tier_windows = [(np.searchsorted(keys, keys + shift), np.searchsorted(keys, reach + shift))
+    tier_windows = [(keys.searchsorted(keys + shift), keys.searchsorted(reach + shift))
                     for shift in (span, -span)]  # the next and the previous tier of the band
     return (by_key, np.tile(pos, 3), np.concatenate([start] + [s for s, _ in tier_windows]),
             np.concatenate([count] + [np.maximum(e - s, 0) for s, e in tier_windows]))
@@ -192,11 +198,13 @@ def _overlapping_pairs(corners: np.ndarray, band: np.ndarray, iou_threshold: flo
         return None
     swept = corners.take(by_key, axis=1)
     area = (swept[2] - swept[0]) * (swept[3] - swept[1])
-    partner = np.arange(total) + np.repeat(start - (np.cumsum(count) - count), count)
-    iou = _box_iou_pairs(np.repeat(swept.take(first, axis=1), count, axis=1), swept.take(partner, axis=1),
-                         np.repeat(area.take(first), count), area.take(partner))
-    over = np.flatnonzero(iou > limit)
-    return by_key.take(np.repeat(first, count).take(over)), by_key.take(partner.take(over))
+    partner = np.arange(total) + (start - (count.cumsum() - count)).repeat(count)
+    tiered = len(first) > len(by_key)  # three windows a box
+    own, own_area = (swept.take(first, axis=1), area.take(first)) if tiered else (swept, area)
+    iou = _box_iou_pairs(own.repeat(count, axis=1), swept.take(partner, axis=1), own_area.repeat(count),
+                         area.take(partner))
+    over = (iou > limit).nonzero()[0]
+    return by_key.take(first.repeat(count).take(over)), by_key.take(partner.take(over))
 
 
 def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold: float,
@@ -223,16 +231,17 @@ def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou_threshold
     root[hi] = False
     suppressed = np.zeros(n, bool)
     suppressed[hi.compress(root.take(lo))] = True  # ... and what a root overlaps is gone
-    undecided = np.flatnonzero(~root & ~suppressed)
-    if undecided.size:  # the rest in rank order: kept unless a kept box ranked above overlaps it
-        by_lo = np.argsort(lo.astype(np.min_scalar_type(n)), kind="stable")  # radix sort on small ints
-        suppresses = hi.take(by_lo)
-        starts = np.concatenate(([0], np.cumsum(np.bincount(lo, minlength=n))))
-        for r in undecided.tolist():
+    undecided = ~root & ~suppressed
+    if undecided.any():  # the rest in rank order: kept unless a kept box ranked above overlaps it
+        theirs = undecided.take(lo).nonzero()[0]  # the pairs an undecided box may suppress by (few)
+        lo, hi = lo.take(theirs), hi.take(theirs)
+        by_lo = lo.argsort(kind="stable")
+        lo, hi = lo.take(by_lo), hi.take(by_lo)
+        for r in undecided.nonzero()[0].tolist():
             if not suppressed[r]:
                 root[r] = True
-                suppressed[suppresses[starts[r]:starts[r + 1]]] = True
-    return order.take(np.flatnonzero(root)[:max_detections])
+                suppressed[hi[lo.searchsorted(r):lo.searchsorted(r, side="right")]] = True
+    return order.take(root.nonzero()[0][:max_detections])
 
 
 def _greedy_nms(corners: np.ndarray, band: np.ndarray, limit: np.float32, max_detections: int) -> np.ndarray:
@@ -258,7 +267,7 @@ def select(rows: np.ndarray, config: PostprocessConfig) -> Detections:
     passed = score > config.conf_threshold
     if config.classes is not None:
         passed &= np.isin(rows[:, 6], config.classes)
-    keep = np.flatnonzero(passed)
+    keep = passed.nonzero()[0]
     if len(keep) > config.max_candidates:
         keep = keep.take(rank_order(score.take(keep))[: config.max_candidates])
     picked = rows.T.take(keep, axis=1).T  # column by column, as the decode gave them (see _columns)
@@ -277,7 +286,7 @@ class _Level:
     outputs: tuple[int, ...]  # indices into the frame's outputs, in part order
     scales: tuple[float, ...] | None  # 2**-fix_point of each part; None for float heads
     threshold_fix_point: int | None  # the fix point of the output holding the scores
-    rank: np.ndarray  # (rows,) YOLOv5's anchor-major position of each row, for its tie order
+    order: np.ndarray  # (rows,) the row at each place of YOLOv5's anchor-major order (a, y, x), its order of ties
     decode: np.ndarray  # (6, rows) float32: cell x, cell y, anchor w, anchor h (pixels), scale, stride
 
     @classmethod
@@ -287,11 +296,11 @@ class _Level:
         _, h, w, _ = shape
         na = len(anchors)
         y, x, a = np.meshgrid(np.arange(h), np.arange(w), np.arange(na), indexing="ij")
-        rank = (a * (h * w) + y * w + x).ravel().astype(np.min_scalar_type(h * w * na))  # small ints sort by radix
+        order = np.arange(h * w * na).reshape(h * w, na).T.ravel()
         scales = None if fix_points is None else tuple(2.0**-fp for fp in fix_points)
         scale = 1.0 if split or scales is None else scales[0]
-        decode = np.vstack((x.ravel(), y.ravel(), anchors[a.ravel()].T, np.full((2, rank.size), [[scale], [stride]])))
-        return cls(outputs, scales, None if fix_points is None else fix_points[-1], rank,
+        decode = np.vstack((x.ravel(), y.ravel(), anchors[a.ravel()].T, np.full((2, order.size), [[scale], [stride]])))
+        return cls(outputs, scales, None if fix_points is None else fix_points[-1], order,
                    decode.astype(np.float32))
 
 
@@ -309,6 +318,7 @@ class Postprocessor:
         fam = family(meta.family)
         self._boxes, self._objectness = fam.boxes, fam.objectness
         self._box_channels = fam.box_channels(meta.reg_max)
+        self._anchors = meta.num_anchors
         self._parts = tuple(c // meta.num_anchors for c in meta.parts)  # channels of one anchor's row, per part
         # visit levels in stride order, as YOLOv5 concatenates them (this fixes the order of score ties), and each
         # level's outputs in part order (box, classes)
@@ -333,8 +343,9 @@ class Postprocessor:
             parts = self._rows(outputs, level)
             scored = parts[1] if split else parts[0][:, box:]  # objectness (where the family has it), classes
             scores = scored[:, 0] if self._objectness else scored.max(axis=1)
-            idx = np.flatnonzero(scores >= raw_objectness_threshold(conf_threshold, level.threshold_fix_point))
-            idx = idx.take(np.argsort(level.rank.take(idx), kind="stable"))
+            threshold = raw_objectness_threshold(conf_threshold, level.threshold_fix_point)
+            passed = np.greater_equal(scores.reshape(-1, self._anchors).T, threshold, order="C")  # YOLOv5's order:
+            idx = level.order.take(passed.ravel().nonzero()[0])  # anchor, then cell
             picked.append(level.decode.take(idx, axis=1))
             if split:  # parts with their own fix points: dequantised here, so the decode scales by 1
                 raws.append(np.concatenate([np.multiply(part.take(idx, axis=0), s, dtype=np.float32) for part, s in
