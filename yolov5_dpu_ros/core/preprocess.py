@@ -242,7 +242,8 @@ class Preprocessor:
                 self._gain = exact_gain(self._table, contract.scale * 2.0**fix_point)
             if self._gain is not None and quantizer == "auto":
                 self._gain = self._gain if arithmetic_is_faster(self._table, self._gain, self.input_hw[1] * 3) else None
-        self._words: np.ndarray | None = None  # the image's rows in the buffer as uint64, where "shifted" runs
+        self._roi = self._rows = np.empty((0, 0), np.uint8)  # where the image lands, per source geometry; as rows
+        self._words: np.ndarray | None = None  # the rows as uint64, where "shifted" runs
         self._geometry: Letterbox | None = None
         self._scratch: dict[tuple[int, ...], np.ndarray] = {}
 
@@ -255,8 +256,7 @@ class Preprocessor:
         if geometry is None or geometry.src_hw != image.shape[:2]:
             geometry = letterbox_geometry(image.shape[:2], self.input_hw, self.contract)
             self._start_geometry(geometry)
-        (nh, nw), top, left = geometry.resized_hw, geometry.top, geometry.left
-        roi = self._pixels[top : top + nh, left : left + nw]
+        (nh, nw), roi = geometry.resized_hw, self._roi
         same_size = (nh, nw) == image.shape[:2]
         if convert is not None and (pixel.mosaic and not same_size or image.shape[0] * image.shape[1] < nh * nw):
             # mosaics convert first; so does upscaling (the smaller image; resize treats channels alike)
@@ -264,7 +264,7 @@ class Preprocessor:
             convert = None
         if convert is None:
             if same_size and self._table is not None:  # in the model's order already: quantized on the way in
-                self._quantize(image.reshape(nh, nw * 3), roi.reshape(nh, nw * 3))
+                self._quantize(image.reshape(nh, nw * 3))
                 return geometry
             if same_size:
                 np.copyto(roi, image)
@@ -276,12 +276,13 @@ class Preprocessor:
                 image = cv2.resize(image, (nw, nh), dst=scratch, interpolation=cv2.INTER_LINEAR)
             cv2.cvtColor(image, convert, dst=roi)
         if self._table is not None:
-            rows = roi.reshape(nh, nw * 3)  # a view: OpenCV runs faster on one channel
-            self._quantize(rows, rows)
+            self._quantize(self._rows)
         return geometry
 
-    def _quantize(self, pixels: np.ndarray, rows: np.ndarray) -> None:
-        """uint8 rows of pixels into the buffer's rows (the same or other memory), by the chosen quantizer."""
+    def _quantize(self, pixels: np.ndarray) -> None:
+        """uint8 rows of pixels (the image's, or the buffer's own: in place) into the buffer's rows, by the chosen
+        quantizer."""
+        rows = self._rows
         if self._words is not None and self._shift is not None:
             _shifted(pixels, rows, self._words, self._shift)
         elif self._gain is not None:
@@ -295,8 +296,9 @@ class Preprocessor:
         self._scratch = {}
         self._geometry = geometry
         (nh, nw), top, left = geometry.resized_hw, geometry.top, geometry.left
-        rows = self._pixels[top : top + nh, left : left + nw].reshape(nh, nw * 3)
-        self._words = None if self._shift is None else as_words(rows)
+        self._roi = self._pixels[top : top + nh, left : left + nw]
+        self._rows = self._roi.reshape(nh, nw * 3)  # a view: OpenCV runs faster on one channel
+        self._words = None if self._shift is None else as_words(self._rows)
 
     def _scratch_for(self, shape: tuple[int, ...]) -> np.ndarray:
         """A uint8 work array of this shape, made once per source geometry."""
