@@ -203,10 +203,19 @@ def test_tracking_and_depth_outputs_equal_the_single_bag_command(tmp_path):
 JOIN = {**os.environ, "RAY_AUTH_MODE": "token"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Ray's fixed default ports (GCS, dashboard, client server, dashboard agent) and its worker ports: a free port the
+# system hands out may be one of them, and `ray start` then refuses to start (52365 was, once)
+RAY_OWN_PORTS = {6379, 8265, 10001, 52365, *range(10002, 20000)}
+
+
+def _free_port(*taken: int) -> int:
+    """A free port on this machine that none of Ray's own components claims by default, nor ``taken``."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in RAY_OWN_PORTS and port not in taken:
+            return port
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +225,8 @@ def cluster():
     (its address, its Ray Client address)."""
     pytest.importorskip("ray", reason="ray is not installed here")
     ray_cli = Path(sys.executable).with_name("ray")
-    port, client = _free_port(), _free_port()
+    port = _free_port()
+    client = _free_port(port)
     subprocess.run([str(ray_cli), "start", "--head", f"--port={port}", f"--ray-client-server-port={client}",
                     "--num-cpus=2", "--resources={\"dpu\": 1}", "--include-dashboard=false", "--disable-usage-stats"],
                    check=True, capture_output=True, timeout=120, env=JOIN)
