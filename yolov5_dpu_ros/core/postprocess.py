@@ -344,8 +344,9 @@ class Postprocessor:
             scored = parts[1] if split else parts[0][:, box:]  # objectness (where the family has it), classes
             scores = scored[:, 0] if self._objectness else scored.max(axis=1)
             threshold = raw_objectness_threshold(conf_threshold, level.threshold_fix_point)
-            passed = np.greater_equal(scores.reshape(-1, self._anchors).T, threshold, order="C")  # YOLOv5's order:
-            idx = level.order.take(passed.ravel().nonzero()[0])  # anchor, then cell
+            # compared in YOLOv5's order (anchor, then cell), so the candidates come out in its order of score ties
+            passed = np.greater_equal(scores.reshape(-1, self._anchors).T, threshold, order="C")
+            idx = level.order.take(passed.ravel().nonzero()[0])
             picked.append(level.decode.take(idx, axis=1))
             if split:  # parts with their own fix points: dequantised here, so the decode scales by 1
                 raws.append(np.concatenate([np.multiply(part.take(idx, axis=0), s, dtype=np.float32) for part, s in
