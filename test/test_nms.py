@@ -1,5 +1,5 @@
-"""NMS's own parts against their definitions: the rank order, the width-tiered sweep for crowds, both paths against
-torchvision's rule (``test_postprocess._reference_nms``, exact fractions)."""
+"""NMS's own parts against their definitions: the rank order, the top third settled first, both against torchvision's
+rule (``test_postprocess._reference_nms``, exact fractions) and against NMS over the whole frame at once."""
 
 from __future__ import annotations
 
@@ -25,27 +25,30 @@ def test_rank_order_is_the_stable_descending_argsort(scores):
     np.testing.assert_array_equal(rank_order(score), np.argsort(-score, kind="stable"))
 
 
-@pytest.fixture(params=["plain", "tiers"])
+@pytest.fixture(params=["whole", "split"])
 def sweep(request, monkeypatch):
-    """Each test below runs with every frame swept plainly and with every frame swept in width tiers (the crowd
-    path), whatever the number of pairs per box would choose."""
-    monkeypatch.setattr(postprocess, "CROWD_PAIRS_PER_BOX", -1 if request.param == "tiers" else 10**9)
+    """Each test below runs with NMS over each frame at once and with every frame split, down to single boxes (the
+    top third first, then what it keeps against the rest), whatever the number of candidates would choose."""
+    monkeypatch.setattr(postprocess, "SPLIT_BOXES", 10**9 if request.param == "whole" else 1)
+    monkeypatch.setattr(postprocess, "CROWD_PAIRS_PER_BOX", 10**9)
     return request.param
 
 
+_FAR = [[300, 300, 310, 310], [400, 400, 410, 410]]  # two boxes ranked last, overlapping nothing: a top third of two
+
+
 @pytest.mark.parametrize("threshold", [0.25, 0.375, 0.5, 0.75])
-def test_boxes_of_neighbouring_widths_suppress_each_other_right_above_the_threshold(threshold, sweep):
-    """IoU > t needs widths within a factor 1/t, so the crowd path pairs a width tier only with itself and its
-    neighbours. Two geometries put the pair across tiers, in 1/256 px steps around the threshold (every IoU exact
-    in binary): a narrow box nested at the right end of a wide one that starts first (IoU = narrow / 64), and a
-    narrow box starting a pixel before a wide one that ends at 64 (IoU = (narrow - 1) / 64); NMS keeps what the
-    reference keeps."""
+def test_a_kept_box_suppresses_a_wider_box_that_starts_first_right_above_the_threshold(threshold, sweep):
+    """A box kept in the top third reaches back for partners that start before it as far as IoU > t allows (their
+    width below its own over t). Two pairs, in 1/256 px steps around the threshold (every IoU exact in binary): a
+    narrow box kept at the right end of a wide one that starts at 0 (IoU = narrow / 64), and a wide box kept a pixel
+    after a narrow one (IoU = (narrow - 1) / 64); NMS keeps what the reference keeps."""
     for step in range(-4, 5):
         w = 64 * threshold + step / 256
         v = 64 * threshold + 1 + step / 256
-        xyxy = np.array([[0, 0, 64, 8], [64 - w, 0, 64, 8], [0, 20, v, 28], [1, 20, 64, 28]], np.float32)
-        score = np.array([0.9, 0.8, 0.6, 0.7], np.float32)  # the wide ones first; the second pair's narrow box last
-        classes = np.zeros(4, np.int32)
+        xyxy = np.array([[64 - w, 0, 64, 8], [1, 20, 64, 28], [0, 0, 64, 8], [0, 20, v, 28]] + _FAR, np.float32)
+        score = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1], np.float32)  # the kept ones first
+        classes = np.zeros(6, np.int32)
         kept = sorted(nms(xyxy, score, classes, threshold, 100).tolist())
         assert kept == sorted(_reference_nms(xyxy, score, classes, threshold)), (threshold, step)
 
@@ -66,9 +69,9 @@ def test_an_iou_equal_to_the_threshold_in_float32_is_compared_as_torchvision_com
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_both_sweeps_equal_the_reference_rule_on_boxes_of_every_size(seed, sweep):
+def test_both_ways_equal_the_reference_rule_on_boxes_of_every_size(seed, sweep):
     """Random boxes from 1/8 px to the whole frame on a 1/8-pixel grid (widths and overlaps that often sit exactly
-    on a tier's edge or the threshold), three classes, and class-agnostic."""
+    on a window's edge or the threshold), three classes, and class-agnostic."""
     rng = np.random.default_rng(seed)
     n = 80
     x1, y1 = rng.integers(0, 400, n) / 8, rng.integers(0, 400, n) / 8
@@ -83,21 +86,22 @@ def test_both_sweeps_equal_the_reference_rule_on_boxes_of_every_size(seed, sweep
         assert agnostic == sorted(_reference_nms(xyxy, score, np.zeros(n, np.int32), threshold)), threshold
 
 
-def test_classes_stay_apart_when_bands_are_split_by_width(sweep):
-    """Each class is a band of width tiers with a free tier on either side: a box of class 1 nested in a box of class 0
-    (IoU 0.5; the two widths of the frame, one tier apart: class 0's top tier next to class 1's lowest without the
-    free tiers) is not suppressed by it, whichever sweep runs; class-agnostic it is."""
-    xyxy = np.array([[0, 0, 60, 10], [30, 0, 60, 10]], np.float32)  # widths 60 and 30
-    score = np.array([0.9, 0.8], np.float32)
-    assert nms(xyxy, score, np.int32([0, 1]), 0.45, 10).tolist() == [0, 1]
-    assert nms(xyxy, score, np.int32([0, 1]), 0.45, 10, agnostic=True).tolist() == [0]
+def test_classes_stay_apart_when_a_kept_box_reaches_back(sweep):
+    """A kept box's reach back ends at its band's start: a box of class 0 where a kept box of class 1 lies (IoU 1;
+    class 0's band ends less than that reach before class 1's) is not suppressed by it, whichever way NMS runs;
+    class-agnostic it is."""
+    xyxy = np.array([[0, 0, 60, 10], [0, 0, 60, 10], [0, 100, 10, 110]], np.float32)
+    score = np.array([0.9, 0.8, 0.7], np.float32)
+    classes = np.int32([1, 0, 1])
+    assert nms(xyxy, score, classes, 0.45, 10).tolist() == [0, 1, 2]
+    assert nms(xyxy, score, classes, 0.45, 10, agnostic=True).tolist() == [0, 2]
 
 
 @pytest.mark.parametrize("threshold", [1e-4, 1e-3, 2e-3])
-def test_a_threshold_near_zero_sweeps_without_tiers_where_they_cannot_be_made(threshold, sweep, monkeypatch):
-    """Width tiers come from the threshold less the sweep's margin: at or below the margin there are none to make
-    (any overlap may then suppress), and NMS sweeps plainly instead of failing; just above it, with very wide tiers.
-    Overlapping boxes of one size and of widely different sizes give what plain greedy NMS gives."""
+def test_a_threshold_near_zero_reaches_back_over_the_whole_band(threshold, sweep, monkeypatch):
+    """A kept box's reach back comes from the threshold less the sweep's margin: at or below the margin there is no
+    bound on a partner's width (any overlap may then suppress) and it reaches back to its band's start; just above
+    it, very far. Overlapping boxes of one size and of widely different sizes give what plain greedy NMS gives."""
     rng = np.random.default_rng(3)
     xy = rng.uniform(0, 50, (40, 2))
     xyxy = np.column_stack([xy, xy + np.exp2(rng.uniform(1, 6, (40, 2)))]).astype(np.float32)
@@ -126,7 +130,7 @@ def test_boxes_without_area_suppress_nothing_and_raise_no_warning(path, sweep, m
 
 def test_a_crowd_of_one_class_gives_what_plain_greedy_nms_gives(sweep, monkeypatch):
     """200 objects of one class from YOLOv5 heads (about 2,300 candidates, some 190 x-overlapping pairs per box: the
-    frame the tiers are for) against the plain greedy loop."""
+    frame the split is most for) against the plain greedy loop."""
     meta = make_meta(nc=1, size=(640, 640))
     heads = clustered_heads(meta, np.random.default_rng(200), [4, 4, 3], 200)
     rows = Postprocessor(meta, meta.head_shapes, [4, 4, 3]).candidates(heads, 0.25)
@@ -138,3 +142,50 @@ def test_a_crowd_of_one_class_gives_what_plain_greedy_nms_gives(sweep, monkeypat
     greedy = nms(xyxy, score, classes, 0.45, 300)
     assert len(score) > 2000 and len(swept) > 150
     np.testing.assert_array_equal(swept, greedy)
+
+
+_GRID = st.integers(0, 24).map(lambda v: v / 4)  # quarter pixels: exact IoUs, many on the threshold or equal
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_GRID, _GRID, _GRID, _GRID, st.integers(0, 5), st.integers(0, 2)), max_size=30),
+       st.sampled_from([0.1, 0.25, 0.45, 0.5, 0.7]), st.integers(1, 30), st.booleans())
+def test_split_nms_keeps_what_the_reference_keeps(boxes, threshold, max_detections, agnostic):
+    """Property: for any boxes (points, lines, nested, equal), scores with ties, classes, thresholds and a cut at
+    max_detections, NMS split down to single boxes keeps what NMS over the whole frame keeps, and that is the
+    reference rule's first max_detections boxes."""
+    xyxy = np.array([(x, y, x + w, y + h) for x, y, w, h, _, _ in boxes], np.float32).reshape(-1, 4)
+    score = np.array([s for *_, s, _ in boxes], np.float32) / 5
+    classes = np.array([c for *_, c in boxes], np.int32)
+    got, default = {}, (postprocess.SPLIT_BOXES, postprocess.CROWD_PAIRS_PER_BOX)
+    for split in (10**9, 1):
+        postprocess.SPLIT_BOXES, postprocess.CROWD_PAIRS_PER_BOX = split, 10**9
+        try:
+            got[split] = nms(xyxy, score, classes, threshold, max_detections, agnostic).tolist()
+        finally:
+            postprocess.SPLIT_BOXES, postprocess.CROWD_PAIRS_PER_BOX = default
+    bands = np.zeros(len(boxes), np.int32) if agnostic else classes
+    assert got[1] == got[10**9] == _reference_nms(xyxy, score, bands, threshold)[:max_detections]
+
+
+def test_no_pass_looks_at_more_pairs_than_the_cap(monkeypatch):
+    """MAX_NMS_PAIRS bounds the memory of a frame's pair arrays on every path: the top third's, a kept box's reach
+    over the rest, the rest's. With a low cap the crowd frame of one class takes the plain greedy loop where a pass
+    would exceed it, and keeps what it keeps uncapped."""
+    meta = make_meta(nc=1, size=(640, 640))
+    heads = clustered_heads(meta, np.random.default_rng(50), [4, 4, 3], 50)
+    rows = Postprocessor(meta, meta.head_shapes, [4, 4, 3]).candidates(heads, 0.25)
+    xyxy, score, classes = xywh_to_xyxy(rows[:, :4]), rows[:, 5] * rows[:, 4], rows[:, 6].astype(np.int32)
+    uncapped = nms(xyxy, score, classes, 0.45, 300)
+    looked, pairs_over = [], postprocess._Sweep.pairs_over
+
+    def counted(self, own, start, count, pairs, partners, limit):
+        assert pairs == count.sum()
+        looked.append(pairs)
+        return pairs_over(self, own, start, count, pairs, partners, limit)
+
+    monkeypatch.setattr(postprocess._Sweep, "pairs_over", counted)
+    monkeypatch.setattr(postprocess, "SPLIT_BOXES", 100)
+    monkeypatch.setattr(postprocess, "MAX_NMS_PAIRS", 2000)
+    np.testing.assert_array_equal(nms(xyxy, score, classes, 0.45, 300), uncapped)
+    assert looked and max(looked) <= 2000 and len(score) > 400
