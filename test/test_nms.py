@@ -1,4 +1,4 @@
-"""NMS's own parts against their definitions: the rank order, the top third settled first, both against torchvision's
+"""NMS's own parts against their definitions: the rank order, the top fifth settled first, both against torchvision's
 rule (``test_postprocess._reference_nms``, exact fractions) and against NMS over the whole frame at once."""
 
 from __future__ import annotations
@@ -27,19 +27,19 @@ def test_rank_order_is_the_stable_descending_argsort(scores):
 
 @pytest.fixture(params=["whole", "split"])
 def sweep(request, monkeypatch):
-    """Each test below runs with NMS over each frame at once and with every frame split, down to single boxes (the
-    top third first, then what it keeps against the rest), whatever the number of candidates would choose."""
+    """Each test below runs with NMS over each frame at once and with every frame split, down to a few boxes (the
+    top fifth first, then what it keeps against the rest), whatever the number of candidates would choose."""
     monkeypatch.setattr(postprocess, "SPLIT_BOXES", 10**9 if request.param == "whole" else 1)
     monkeypatch.setattr(postprocess, "CROWD_PAIRS_PER_BOX", 10**9)
     return request.param
 
 
-_FAR = [[300, 300, 310, 310], [400, 400, 410, 410]]  # two boxes ranked last, overlapping nothing: a top third of two
+_FAR = [[300 + 40 * i, 300, 310 + 40 * i, 310] for i in range(6)]  # ranked last, overlapping nothing: a top fifth of 2
 
 
 @pytest.mark.parametrize("threshold", [0.25, 0.375, 0.5, 0.75])
 def test_a_kept_box_suppresses_a_wider_box_that_starts_first_right_above_the_threshold(threshold, sweep):
-    """A box kept in the top third reaches back for partners that start before it as far as IoU > t allows (their
+    """A box kept in the top fifth reaches back for partners that start before it as far as IoU > t allows (their
     width below its own over t). Two pairs, in 1/256 px steps around the threshold (every IoU exact in binary): a
     narrow box kept at the right end of a wide one that starts at 0 (IoU = narrow / 64), and a wide box kept a pixel
     after a narrow one (IoU = (narrow - 1) / 64); NMS keeps what the reference keeps."""
@@ -47,8 +47,8 @@ def test_a_kept_box_suppresses_a_wider_box_that_starts_first_right_above_the_thr
         w = 64 * threshold + step / 256
         v = 64 * threshold + 1 + step / 256
         xyxy = np.array([[64 - w, 0, 64, 8], [1, 20, 64, 28], [0, 0, 64, 8], [0, 20, v, 28]] + _FAR, np.float32)
-        score = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1], np.float32)  # the kept ones first
-        classes = np.zeros(6, np.int32)
+        score = np.linspace(0.9, 0.1, 10, dtype=np.float32)  # the kept ones first
+        classes = np.zeros(10, np.int32)
         kept = sorted(nms(xyxy, score, classes, threshold, 100).tolist())
         assert kept == sorted(_reference_nms(xyxy, score, classes, threshold)), (threshold, step)
 
@@ -90,11 +90,12 @@ def test_classes_stay_apart_when_a_kept_box_reaches_back(sweep):
     """A kept box's reach back ends at its band's start: a box of class 0 where a kept box of class 1 lies (IoU 1;
     class 0's band ends less than that reach before class 1's) is not suppressed by it, whichever way NMS runs;
     class-agnostic it is."""
-    xyxy = np.array([[0, 0, 60, 10], [0, 0, 60, 10], [0, 100, 10, 110]], np.float32)
-    score = np.array([0.9, 0.8, 0.7], np.float32)
-    classes = np.int32([1, 0, 1])
-    assert nms(xyxy, score, classes, 0.45, 10).tolist() == [0, 1, 2]
-    assert nms(xyxy, score, classes, 0.45, 10, agnostic=True).tolist() == [0, 2]
+    xyxy = np.array([[0, 0, 60, 10], [0, 0, 60, 10]] + [[0, 100 + 20 * i, 10, 110 + 20 * i] for i in range(3)],
+                    np.float32)
+    score = np.linspace(0.9, 0.5, 5, dtype=np.float32)
+    classes = np.int32([1, 0, 1, 1, 1])
+    assert nms(xyxy, score, classes, 0.45, 10).tolist() == [0, 1, 2, 3, 4]
+    assert nms(xyxy, score, classes, 0.45, 10, agnostic=True).tolist() == [0, 2, 3, 4]
 
 
 @pytest.mark.parametrize("threshold", [1e-4, 1e-3, 2e-3])
@@ -152,7 +153,7 @@ _GRID = st.integers(0, 24).map(lambda v: v / 4)  # quarter pixels: exact IoUs, m
        st.sampled_from([0.1, 0.25, 0.45, 0.5, 0.7]), st.integers(1, 30), st.booleans())
 def test_split_nms_keeps_what_the_reference_keeps(boxes, threshold, max_detections, agnostic):
     """Property: for any boxes (points, lines, nested, equal), scores with ties, classes, thresholds and a cut at
-    max_detections, NMS split down to single boxes keeps what NMS over the whole frame keeps, and that is the
+    max_detections, NMS split down to a few boxes keeps what NMS over the whole frame keeps, and that is the
     reference rule's first max_detections boxes."""
     xyxy = np.array([(x, y, x + w, y + h) for x, y, w, h, _, _ in boxes], np.float32).reshape(-1, 4)
     score = np.array([s for *_, s, _ in boxes], np.float32) / 5
@@ -169,7 +170,7 @@ def test_split_nms_keeps_what_the_reference_keeps(boxes, threshold, max_detectio
 
 
 def test_no_pass_looks_at_more_pairs_than_the_cap(monkeypatch):
-    """MAX_NMS_PAIRS bounds the memory of a frame's pair arrays on every path: the top third's, a kept box's reach
+    """MAX_NMS_PAIRS bounds the memory of a frame's pair arrays on every path: the top fifth's, a kept box's reach
     over the rest, the rest's. With a low cap the crowd frame of one class takes the plain greedy loop where a pass
     would exceed it, and keeps what it keeps uncapped."""
     meta = make_meta(nc=1, size=(640, 640))
