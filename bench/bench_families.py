@@ -121,7 +121,7 @@ def bench_yolov8(repeat: int) -> list[dict]:
 
 
 def render(rows: list[dict], v8: list[dict] | None = None) -> str:
-    out = ["### Post-processing by model family (median ms per frame, 1920x1080 source)", "",
+    out = ["### Post-processing by model family (ms per frame, the lowest round median, 1920x1080 source)", "",
            "| family | input | classes | anchors | K objects | detections | this package | target | sigmoid-everything "
            "| speed-up | agree |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -131,8 +131,8 @@ def render(rows: list[dict], v8: list[dict] | None = None) -> str:
                    f"{r['ours']:.3f} | {verdict} | {r['base']:.2f} | {r['base'] / r['ours']:.1f}x | "
                    f"{'yes' if r['same'] else 'NO'} |")
     if v8:
-        out += ["", "### YOLOv8n against Ultralytics' own post-processing (median ms per frame, 640 input, 80 classes, "
-                "1920x1080 source, one thread each)", "",
+        out += ["", "### YOLOv8n against Ultralytics' own post-processing (ms per frame, the lowest round median, "
+                "640 input, 80 classes, 1920x1080 source, one thread each)", "",
                 "| K objects | detections | this package | Ultralytics (decode + NMS) | speed-up | agree |",
                 "|---|---|---|---|---|---|"]
         out += [f"| {r['k']} | {r['found']} | {r['ours']:.3f} | {r['base']:.2f} | {r['base'] / r['ours']:.1f}x | "
