@@ -203,7 +203,8 @@ def frame_budget(loads: list[Workload], insns: dict[str, float]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=30, help="timed calls per workload (median reported)")
+    parser.add_argument("--repeat", type=int, default=30,
+                        help="timed calls per workload, in four rounds (the lowest round median reported)")
     parser.add_argument("--insns", type=Path, help="JSON of aarch64 instructions per call (count_insns.sh)")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     parser.add_argument("--list", action="store_true", help="print the workloads' names")

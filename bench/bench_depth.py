@@ -1,7 +1,7 @@
 """Depth fusion: accuracy on generated RGB-D scenes with known geometry, and cost per frame, against the box
 median (what most users write) in the same process.
 
-    python bench/bench_depth.py [--repeat 30] [--markdown bench/RESULTS_DEPTH.md]
+    python bench/bench_depth.py [--repeat 100] [--markdown bench/RESULTS_DEPTH.md]
 
 Scenes: ``rgbd_scenes.render`` (8 objects at 0.8-4 m before a wall at 5-7 m, 1 % noise, 5 % holes, a quarter
 of them rings filling ~30 % of their box), 25 seeds for each encoding (16UC1 mm, 32FC1 m) and depth resolution

@@ -1,6 +1,6 @@
 """Post-processing of each model family at its model's size, against a sigmoid-everything baseline.
 
-    python bench/bench_families.py [--repeat 30] [--markdown bench/RESULTS_FAMILIES.md]
+    python bench/bench_families.py [--repeat 100] [--markdown bench/RESULTS_FAMILIES.md]
 
 For YOLOv5 (640, 3 anchors), the pynq-dpu YOLOv3 (416, 3 anchors) and YOLOX-nano (416, anchor-free), each with
 80 and with 12 classes (YOLOv5 also with one: a crowd), on generated int8 heads with K = 5, 50, 200 objects: this

@@ -1,6 +1,6 @@
 """Pre- and post-processing speed against a seed-style baseline and a floor, in one process.
 
-    python bench/bench_pipeline.py [--repeat 30] [--markdown bench/RESULTS.md]
+    python bench/bench_pipeline.py [--repeat 100] [--markdown bench/RESULTS.md]
 
 Pre-processing: this package (letterbox + RGB + int8, in place; from a bgr8 and from an rgb8 image) vs the seed
 pipeline (letterbox with new arrays, float normalise, cast to int8) vs the floor (one cv2.resize into the

@@ -1,7 +1,7 @@
 """Tracking: accuracy on generated sequences with ground-truth identities, the tracker's cost per frame, and
 post-processing with tracking's lower rejection threshold against today's.
 
-    python bench/bench_tracking.py [--repeat 30] [--markdown bench/RESULTS_TRACKING.md]
+    python bench/bench_tracking.py [--repeat 100] [--markdown bench/RESULTS_TRACKING.md]
 
 Accuracy: ``mot_sequences.render`` (10 s at 30 Hz: constant and changing velocities, two stars crossing, one
 object behind another, one leaving the frame and coming back) through the demo model, then the tracker on the
