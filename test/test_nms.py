@@ -150,11 +150,13 @@ _GRID = st.integers(0, 24).map(lambda v: v / 4)  # quarter pixels: exact IoUs, m
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(_GRID, _GRID, _GRID, _GRID, st.integers(0, 5), st.integers(0, 2)), max_size=30),
-       st.sampled_from([0.1, 0.25, 0.45, 0.5, 0.7]), st.integers(1, 30), st.booleans())
+       st.sampled_from([0.1, 0.25, 0.375, 0.45, 0.5, 0.7, 0.75]), st.integers(1, 30), st.booleans())
 def test_split_nms_keeps_what_the_reference_keeps(boxes, threshold, max_detections, agnostic):
     """Property: for any boxes (points, lines, nested, equal), scores with ties, classes, thresholds and a cut at
-    max_detections, NMS split down to a few boxes keeps what NMS over the whole frame keeps, and that is the
-    reference rule's first max_detections boxes."""
+    max_detections, NMS split down to a few boxes keeps what NMS over the whole frame keeps; for a threshold that
+    float32 holds exactly, that is the reference rule's first max_detections boxes. (Where it does not, an IoU that
+    equals the threshold on this grid, 0.7 say, is kept by torchvision's float32 IoU and suppressed by the exact
+    reference: test_an_iou_equal_to_the_threshold_in_float32_is_compared_as_torchvision_compares_it pins that.)"""
     xyxy = np.array([(x, y, x + w, y + h) for x, y, w, h, _, _ in boxes], np.float32).reshape(-1, 4)
     score = np.array([s for *_, s, _ in boxes], np.float32) / 5
     classes = np.array([c for *_, c in boxes], np.int32)
@@ -165,8 +167,10 @@ def test_split_nms_keeps_what_the_reference_keeps(boxes, threshold, max_detectio
             got[split] = nms(xyxy, score, classes, threshold, max_detections, agnostic).tolist()
         finally:
             postprocess.SPLIT_BOXES, postprocess.CROWD_PAIRS_PER_BOX = default
-    bands = np.zeros(len(boxes), np.int32) if agnostic else classes
-    assert got[1] == got[10**9] == _reference_nms(xyxy, score, bands, threshold)[:max_detections]
+    assert got[1] == got[10**9]
+    if float(np.float32(threshold)) == threshold:
+        bands = np.zeros(len(boxes), np.int32) if agnostic else classes
+        assert got[1] == _reference_nms(xyxy, score, bands, threshold)[:max_detections]
 
 
 def test_no_pass_looks_at_more_pairs_than_the_cap(monkeypatch):
